@@ -1,0 +1,21 @@
+//! camera-service: a camera daemon for small Linux boxes. See README.md for the thread map.
+
+pub mod app;
+pub mod auth;
+pub mod camera;
+pub mod config;
+pub mod error;
+pub mod files;
+pub mod ids;
+pub mod lifecycle;
+pub mod media;
+pub mod mediamtx;
+pub mod notify;
+pub mod rpc;
+pub mod status;
+pub mod streams;
+pub mod timefmt;
+
+/// Crate version and the git commit it was built from.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const GIT_COMMIT: &str = env!("CAMERA_SERVICE_GIT_COMMIT");

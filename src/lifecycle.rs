@@ -1,0 +1,164 @@
+//! Component threads: named, watched, and stopped in order.
+//!
+//! Every long-lived thread is started through [`Supervisor::spawn`]. A panic in one is logged and reported to the
+//! supervisor, which then stops the daemon with a non-zero exit code (systemd restarts it) instead of leaving a
+//! half-alive process. Threads learn about shutdown from a [`Shutdown`] token: a flag for loops that poll and a
+//! channel that disconnects, for loops that `select!`.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use parking_lot::Mutex;
+
+/// Cloneable shutdown token. `recv()` on [`Shutdown::channel`] returns (with an error) once shutdown begins.
+#[derive(Clone)]
+pub struct Shutdown {
+    flag: Arc<AtomicBool>,
+    rx: Receiver<()>,
+    tx: Arc<Mutex<Option<Sender<()>>>>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    pub fn new() -> Shutdown {
+        let (tx, rx) = bounded(0);
+        Shutdown { flag: Arc::new(AtomicBool::new(false)), rx, tx: Arc::new(Mutex::new(Some(tx))) }
+    }
+
+    /// Begin shutdown: every holder sees `is_set()` and its channel disconnects.
+    pub fn trigger(&self) {
+        self.flag.store(true, Ordering::SeqCst);
+        self.tx.lock().take();
+    }
+
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::Relaxed)
+    }
+
+    /// A receiver that never yields a value and disconnects on shutdown; put it in a `select!`.
+    pub fn channel(&self) -> &Receiver<()> {
+        &self.rx
+    }
+
+    /// Sleep up to `d`, waking early on shutdown. Returns true when shutdown began.
+    pub fn sleep(&self, d: Duration) -> bool {
+        let _ = self.rx.recv_timeout(d);
+        self.is_set()
+    }
+}
+
+/// Why a component thread ended abnormally.
+#[derive(Debug)]
+pub struct ThreadFailure {
+    pub thread: String,
+    pub message: String,
+}
+
+/// Owns the component threads of the daemon.
+pub struct Supervisor {
+    shutdown: Shutdown,
+    failures_tx: Sender<ThreadFailure>,
+    failures_rx: Receiver<ThreadFailure>,
+    threads: Mutex<Vec<(String, JoinHandle<()>)>>,
+}
+
+impl Supervisor {
+    pub fn new(shutdown: Shutdown) -> Supervisor {
+        let (failures_tx, failures_rx) = unbounded();
+        Supervisor { shutdown, failures_tx, failures_rx, threads: Mutex::new(Vec::new()) }
+    }
+
+    pub fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
+    /// Failures reported by component threads (a panic, or a fatal error returned from the thread body).
+    pub fn failures(&self) -> &Receiver<ThreadFailure> {
+        &self.failures_rx
+    }
+
+    /// Start a named component thread. Its body returning `Err` or panicking is a fatal daemon error.
+    pub fn spawn<F>(&self, name: &str, body: F) -> std::io::Result<()>
+    where
+        F: FnOnce() -> Result<(), String> + Send + 'static,
+    {
+        let handle = spawn_watched(name, self.failures_tx.clone(), body)?;
+        self.threads.lock().push((name.to_string(), handle));
+        Ok(())
+    }
+
+    /// Join every thread, in reverse start order, within `budget`. Returns the names of threads still running.
+    pub fn join_all(&self, budget: Duration) -> Vec<String> {
+        let deadline = Instant::now() + budget;
+        let mut threads = std::mem::take(&mut *self.threads.lock());
+        let mut stuck = Vec::new();
+        while let Some((name, handle)) = threads.pop() {
+            while !handle.is_finished() && Instant::now() < deadline {
+                thread::sleep(Duration::from_millis(5));
+            }
+            if handle.is_finished() {
+                let _ = handle.join();
+            } else {
+                log::warn!("thread {name} did not stop within the shutdown budget");
+                stuck.push(name);
+            }
+        }
+        stuck
+    }
+}
+
+/// Spawn a thread whose panic or error is reported on `failures` (used for threads outside the supervisor too,
+/// e.g. connection workers that are started by a component).
+pub fn spawn_watched<F>(name: &str, failures: Sender<ThreadFailure>, body: F) -> std::io::Result<JoinHandle<()>>
+where
+    F: FnOnce() -> Result<(), String> + Send + 'static,
+{
+    let thread_name = name.to_string();
+    thread::Builder::new().name(name.to_string()).spawn(move || {
+        let outcome = catch_unwind(AssertUnwindSafe(body));
+        let message = match outcome {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => e,
+            Err(panic) => panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into()),
+        };
+        log::error!("component thread {thread_name} failed: {message}");
+        let _ = failures.send(ThreadFailure { thread: thread_name, message });
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panics_are_reported() {
+        let sup = Supervisor::new(Shutdown::new());
+        sup.spawn("boom", || panic!("kaput")).unwrap();
+        let f = sup.failures().recv_timeout(Duration::from_secs(5)).unwrap();
+        assert_eq!(f.thread, "boom");
+        assert!(f.message.contains("kaput"));
+        assert!(sup.join_all(Duration::from_secs(1)).is_empty());
+    }
+
+    #[test]
+    fn shutdown_wakes_sleepers() {
+        let s = Shutdown::new();
+        let s2 = s.clone();
+        let t = thread::spawn(move || s2.sleep(Duration::from_secs(30)));
+        s.trigger();
+        assert!(t.join().unwrap());
+    }
+}

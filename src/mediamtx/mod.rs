@@ -1,0 +1,4 @@
+//! MediaMTX integration (issue 6). Placeholder handle.
+
+#[derive(Clone, Default)]
+pub struct MediaMtx;
