@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use crate::auth::Authenticator;
 use crate::camera::Cameras;
 use crate::config::Config;
 use crate::files::Files;
@@ -21,6 +22,7 @@ pub struct App {
     pub hub: Hub,
     pub shutdown: Shutdown,
     pub components: Components,
+    pub auth: Authenticator,
     pub cameras: Cameras,
     pub mediamtx: MediaMtx,
     pub media: Media,

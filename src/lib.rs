@@ -6,6 +6,7 @@ pub mod camera;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod http;
 pub mod ids;
 pub mod lifecycle;
 pub mod media;

@@ -1,0 +1,217 @@
+//! A small, bounded HTTP/1.1 layer shared by the health/download server and the WebSocket listener (which answers
+//! plain GETs for downloads and 404s for wrong paths on the same port).
+
+pub mod server;
+
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+/// Limits of a request head, as named constants (tungstenite's handshake uses the same figures).
+pub const MAX_HEAD_BYTES: usize = 16 * 1024;
+pub const MAX_HEADERS: usize = 64;
+
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    pub method: String,
+    /// Percent-decoded path without the query string.
+    pub path: String,
+    /// Raw query string (without `?`).
+    pub query: String,
+    /// Header names lower-cased.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Request {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// A query parameter, percent-decoded.
+    pub fn query_param(&self, name: &str) -> Option<String> {
+        self.query.split('&').find_map(|kv| {
+            let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+            (k == name).then(|| percent_decode(v).unwrap_or_default())
+        })
+    }
+
+    /// True for a WebSocket upgrade request.
+    pub fn is_websocket_upgrade(&self) -> bool {
+        self.header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub enum ParseError {
+    /// More bytes needed.
+    Incomplete,
+    /// Malformed or over the limits: answer 400 (or 431) and close.
+    Bad(&'static str),
+}
+
+/// Parse a request head from `buf`. Returns the request and the number of bytes it used.
+pub fn parse_head(buf: &[u8]) -> Result<(Request, usize), ParseError> {
+    let end = match find_head_end(buf) {
+        Some(e) => e,
+        None if buf.len() >= MAX_HEAD_BYTES => return Err(ParseError::Bad("request head too large")),
+        None => return Err(ParseError::Incomplete),
+    };
+    let head = std::str::from_utf8(&buf[..end]).map_err(|_| ParseError::Bad("request head is not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let first = lines.next().unwrap_or("");
+    let mut parts = first.split(' ');
+    let (method, target, version) = (parts.next(), parts.next(), parts.next());
+    let (Some(method), Some(target), Some(version)) = (method, target, version) else {
+        return Err(ParseError::Bad("malformed request line"));
+    };
+    if !version.starts_with("HTTP/1.") || method.is_empty() || !target.starts_with('/') {
+        return Err(ParseError::Bad("malformed request line"));
+    }
+    let (raw_path, query) = target.split_once('?').unwrap_or((target, ""));
+    let path = percent_decode(raw_path).ok_or(ParseError::Bad("malformed path"))?;
+    let mut headers = Vec::new();
+    for line in lines.filter(|l| !l.is_empty()) {
+        if headers.len() >= MAX_HEADERS {
+            return Err(ParseError::Bad("too many headers"));
+        }
+        let (name, value) = line.split_once(':').ok_or(ParseError::Bad("malformed header"))?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    }
+    Ok((Request { method: method.to_string(), path, query: query.to_string(), headers }, end + 4))
+}
+
+fn find_head_end(buf: &[u8]) -> Option<usize> {
+    buf.windows(4).position(|w| w == b"\r\n\r\n")
+}
+
+/// Percent-decode; `None` for invalid escapes, invalid UTF-8, or an encoded NUL.
+pub fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s.get(i + 1..i + 3)?;
+            let v = u8::from_str_radix(hex, 16).ok()?;
+            if v == 0 {
+                return None;
+            }
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A response body: bytes in memory, or a byte range of a file streamed with a fixed buffer.
+pub enum Body {
+    Bytes(Vec<u8>),
+    File { file: File, offset: u64, len: u64 },
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Body,
+}
+
+impl Response {
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> Response {
+        Response { status, headers: vec![("Content-Type".into(), content_type.into())], body: Body::Bytes(body.into()) }
+    }
+
+    pub fn json(status: u16, value: &serde_json::Value) -> Response {
+        Response::new(status, "application/json", value.to_string())
+    }
+
+    pub fn text(status: u16, body: &str) -> Response {
+        Response::new(status, "text/plain; charset=utf-8", body)
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Response {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    fn body_len(&self) -> u64 {
+        match &self.body {
+            Body::Bytes(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+
+    /// Write status line, headers and (unless `head_only`) the body. The connection is closed afterwards.
+    pub fn write_to(self, out: &mut impl Write, head_only: bool) -> io::Result<()> {
+        let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
+        for (n, v) in &self.headers {
+            head.push_str(&format!("{n}: {v}\r\n"));
+        }
+        head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", self.body_len()));
+        out.write_all(head.as_bytes())?;
+        if head_only {
+            return out.flush();
+        }
+        match self.body {
+            Body::Bytes(b) => out.write_all(&b)?,
+            Body::File { mut file, offset, len } => {
+                file.seek(SeekFrom::Start(offset))?;
+                let mut remaining = len;
+                let mut buf = vec![0u8; 64 * 1024];
+                while remaining > 0 {
+                    let want = remaining.min(buf.len() as u64) as usize;
+                    let n = file.read(&mut buf[..want])?;
+                    if n == 0 {
+                        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "file shrank while sending"));
+                    }
+                    out.write_all(&buf[..n])?;
+                    remaining -= n as u64;
+                }
+            }
+        }
+        out.flush()
+    }
+}
+
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        101 => "Switching Protocols",
+        200 => "OK",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        416 => "Range Not Satisfiable",
+        426 => "Upgrade Required",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_request_head() {
+        let raw = b"GET /files/recordings/a%20b.mp4?token=x HTTP/1.1\r\nHost: h:8002\r\nRange: bytes=0-9\r\n\r\nrest";
+        let (req, used) = parse_head(raw).unwrap();
+        assert_eq!(req.method, "GET");
+        assert_eq!(req.path, "/files/recordings/a b.mp4");
+        assert_eq!(req.query_param("token").as_deref(), Some("x"));
+        assert_eq!(req.header("range"), Some("bytes=0-9"));
+        assert_eq!(&raw[used..], b"rest");
+        assert_eq!(parse_head(b"GET / HTTP/1.1\r\n").unwrap_err(), ParseError::Incomplete);
+        assert!(matches!(parse_head(b"garbage\r\n\r\n"), Err(ParseError::Bad(_))));
+        assert!(percent_decode("%00").is_none());
+    }
+}
