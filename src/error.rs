@@ -166,7 +166,10 @@ mod tests {
         assert_eq!(e.to_wire(), json!({"code": -1005, "message": "Recording file not found: x.mp4"}));
         let e = Error::PermissionDenied { role: "admin", method: "get_metrics".into() };
         assert_eq!(e.message(), "Insufficient permissions - admin role required for get_metrics");
-        assert_eq!(Error::Internal("secret path".into()).to_wire(), json!({"code": -32603, "message": "Internal server error"}));
+        assert_eq!(
+            Error::Internal("secret path".into()).to_wire(),
+            json!({"code": -32603, "message": "Internal server error"})
+        );
         assert_eq!(
             Error::invalid_params("device is required").to_wire(),
             json!({"code": -32602, "message": "Invalid parameters", "data": {"reason": "device is required"}})

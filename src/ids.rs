@@ -5,9 +5,7 @@ use std::io::Read;
 
 /// Fills `buf` from `/dev/urandom`. Failure here means the system is unusable, so it panics loudly.
 pub fn random_bytes(buf: &mut [u8]) {
-    File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(buf))
-        .expect("reading /dev/urandom failed");
+    File::open("/dev/urandom").and_then(|mut f| f.read_exact(buf)).expect("reading /dev/urandom failed");
 }
 
 /// A random (version 4) UUID in its canonical text form.

@@ -3,12 +3,15 @@
 pub mod app;
 pub mod auth;
 pub mod camera;
+pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod error;
 pub mod files;
 pub mod http;
 pub mod ids;
 pub mod lifecycle;
+pub mod logging;
 pub mod media;
 pub mod mediamtx;
 pub mod notify;

@@ -30,7 +30,10 @@ impl Notification {
     }
 
     /// Params that embed URLs built from the client's host (`None` when the client sent no Host header).
-    pub fn per_host(method: impl Into<String>, render: impl Fn(Option<&str>) -> Value + Send + Sync + 'static) -> Notification {
+    pub fn per_host(
+        method: impl Into<String>,
+        render: impl Fn(Option<&str>) -> Value + Send + Sync + 'static,
+    ) -> Notification {
         Notification { method: method.into(), params: Params::PerHost(Box::new(render)) }
     }
 

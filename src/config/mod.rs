@@ -373,7 +373,13 @@ pub struct VirtualCameraConfig {
 
 impl Default for VirtualCameraConfig {
     fn default() -> Self {
-        VirtualCameraConfig { name: "Test pattern".into(), width: 640, height: 480, fps: 15, pattern: "testsrc2".into() }
+        VirtualCameraConfig {
+            name: "Test pattern".into(),
+            width: 640,
+            height: 480,
+            fps: 15,
+            pattern: "testsrc2".into(),
+        }
     }
 }
 
@@ -443,8 +449,9 @@ impl<'de> Deserialize<'de> for ByteSize {
         }
         match Raw::deserialize(d)? {
             Raw::N(n) => Ok(ByteSize(n)),
-            Raw::S(s) => ByteSize::parse(&s)
-                .ok_or_else(|| serde::de::Error::custom(format!("expected a size like 10485760 or \"10MB\", got {s:?}"))),
+            Raw::S(s) => ByteSize::parse(&s).ok_or_else(|| {
+                serde::de::Error::custom(format!("expected a size like 10485760 or \"10MB\", got {s:?}"))
+            }),
         }
     }
 }
@@ -677,7 +684,12 @@ pub struct OptimizationConfig {
 
 impl Default for OptimizationConfig {
     fn default() -> Self {
-        OptimizationConfig { enable_caching: true, cache_ttl: 300, max_concurrent_operations: 5, connection_pool_size: 10 }
+        OptimizationConfig {
+            enable_caching: true,
+            cache_ttl: 300,
+            max_concurrent_operations: 5,
+            connection_pool_size: 10,
+        }
     }
 }
 

@@ -13,10 +13,7 @@ fn slices() -> [&'static [Method]; 0] {
 /// All registered methods, looked up by name.
 pub fn lookup(name: &str) -> Option<&'static Method> {
     static TABLE: OnceLock<HashMap<&'static str, &'static Method>> = OnceLock::new();
-    TABLE
-        .get_or_init(|| slices().into_iter().flatten().map(|m| (m.name, m)).collect())
-        .get(name)
-        .copied()
+    TABLE.get_or_init(|| slices().into_iter().flatten().map(|m| (m.name, m)).collect()).get(name).copied()
 }
 
 /// Every registered method name (docs are checked against this list).
