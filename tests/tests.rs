@@ -1,1 +1,3 @@
+//! One integration-test binary (build and link cost paid once); modules are sibling files.
 
+mod support;

@@ -1,0 +1,364 @@
+//! Test support: temp dirs, a real daemon process on ephemeral ports, and a blocking WebSocket JSON-RPC client.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+use tungstenite::stream::MaybeTlsStream;
+use tungstenite::{Message, WebSocket};
+
+pub const JWT_SECRET: &str = "integration-test-secret-0123456789abcdef0123456789";
+
+/// A directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "camera-service-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&p);
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_camera-service")
+}
+
+/// An HS256 token as the Python service issues them.
+pub fn token(role: &str, ttl_secs: i64) -> String {
+    token_with(JWT_SECRET, role, ttl_secs)
+}
+
+pub fn token_with(secret: &str, role: &str, ttl_secs: i64) -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let claims = json!({"user_id": format!("test-{role}"), "role": role, "iat": now, "exp": now + ttl_secs});
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+    )
+    .unwrap()
+}
+
+/// How to start a daemon. `yaml` is appended to a base config that sets ports, data dirs and disables MediaMTX.
+pub struct DaemonBuilder {
+    pub yaml: String,
+    pub env: Vec<(String, String)>,
+    pub args: Vec<String>,
+}
+
+impl Default for DaemonBuilder {
+    fn default() -> Self {
+        DaemonBuilder { yaml: String::new(), env: Vec::new(), args: Vec::new() }
+    }
+}
+
+impl DaemonBuilder {
+    pub fn yaml(mut self, y: &str) -> Self {
+        self.yaml.push_str(y);
+        self.yaml.push('\n');
+        self
+    }
+    pub fn env(mut self, k: &str, v: &str) -> Self {
+        self.env.push((k.into(), v.into()));
+        self
+    }
+    pub fn arg(mut self, a: &str) -> Self {
+        self.args.push(a.into());
+        self
+    }
+    pub fn start(self) -> Daemon {
+        Daemon::start_with(self)
+    }
+}
+
+/// A running daemon process, killed on drop.
+pub struct Daemon {
+    pub child: Child,
+    pub port: u16,
+    pub health_port: u16,
+    pub dir: TempDir,
+    pub config_path: PathBuf,
+    pub stderr_path: PathBuf,
+}
+
+impl Daemon {
+    pub fn builder() -> DaemonBuilder {
+        DaemonBuilder::default()
+    }
+
+    pub fn start() -> Daemon {
+        DaemonBuilder::default().start()
+    }
+
+    fn start_with(b: DaemonBuilder) -> Daemon {
+        let dir = TempDir::new("daemon");
+        let port = free_port();
+        let health_port = free_port();
+        let d = dir.path();
+        for sub in ["recordings", "snapshots", "state", "dev", "keys"] {
+            std::fs::create_dir_all(d.join(sub)).unwrap();
+        }
+        let base = format!(
+            "server:\n  host: 127.0.0.1\n  port: {port}\n\
+             health_port: {health_port}\n\
+             state_dir: {state}\n\
+             mediamtx:\n  enabled: false\n  recordings_path: {rec}\n  snapshots_path: {snap}\n\
+             camera:\n  device_dir: {dev}\n  sysfs_dir: {dev}/sys\n  poll_interval: 1.0\n\
+             security:\n  health:\n    bind_address: 127.0.0.1\n\
+             logging:\n  level: DEBUG\n  file_enabled: false\n",
+            state = d.join("state").display(),
+            rec = d.join("recordings").display(),
+            snap = d.join("snapshots").display(),
+            dev = d.join("dev").display(),
+        );
+        let config_path = d.join("config.yaml");
+        std::fs::write(&config_path, merge_yaml(&base, &b.yaml)).unwrap();
+        let stderr_path = d.join("stderr.log");
+        let mut cmd = Command::new(bin());
+        cmd.arg("--config").arg(&config_path).args(&b.args);
+        cmd.env("CAMERA_SERVICE_JWT_SECRET", JWT_SECRET)
+            .env("CAMERA_SERVICE_API_KEYS_PATH", d.join("keys/api_keys.json"))
+            .env_remove("RUST_LOG");
+        for (k, v) in &b.env {
+            cmd.env(k, v);
+        }
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&stderr_path).unwrap());
+        let child = cmd.spawn().expect("start daemon");
+        let mut daemon = Daemon { child, port, health_port, dir, config_path, stderr_path };
+        daemon.wait_for_port();
+        daemon
+    }
+
+    fn wait_for_port(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("daemon exited early with {status}: {}", self.stderr());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("daemon did not open port {}: {}", self.port, self.stderr());
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    pub fn url(&self) -> String {
+        format!("ws://127.0.0.1:{}/ws", self.port)
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(&self.url())
+    }
+
+    /// A client already authenticated with `role`.
+    pub fn client_as(&self, role: &str) -> Client {
+        let mut c = self.client();
+        let r = c.call("authenticate", json!({"auth_token": token(role, 3600)}));
+        assert_eq!(r["result"]["authenticated"], true, "authenticate failed: {r}");
+        c
+    }
+
+    pub fn path(&self, sub: &str) -> PathBuf {
+        self.dir.path().join(sub)
+    }
+
+    /// SIGTERM and wait; returns (exit code, time taken).
+    pub fn terminate(&mut self) -> (Option<i32>, Duration) {
+        let t = Instant::now();
+        unsafe_kill(self.child.id(), 15);
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return (status.code(), t.elapsed());
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                return (None, t.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn unsafe_kill(pid: u32, sig: i32) {
+    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+}
+
+/// Later top-level sections replace earlier ones key by key (one level deep), so tests can override the base.
+fn merge_yaml(base: &str, extra: &str) -> String {
+    let mut b: serde_norway::Value = serde_norway::from_str(base).unwrap();
+    if extra.trim().is_empty() {
+        return base.to_string();
+    }
+    let e: serde_norway::Value = serde_norway::from_str(extra).expect("test yaml");
+    if let (Some(bm), Some(em)) = (b.as_mapping_mut(), e.as_mapping()) {
+        for (k, v) in em {
+            match (bm.get_mut(k).and_then(|x| x.as_mapping_mut()), v.as_mapping()) {
+                (Some(bsec), Some(esec)) => {
+                    for (k2, v2) in esec {
+                        bsec.insert(k2.clone(), v2.clone());
+                    }
+                }
+                _ => {
+                    bm.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    serde_norway::to_string(&b).unwrap()
+}
+
+/// A blocking JSON-RPC client over WebSocket. Notifications read while waiting for a reply are kept.
+pub struct Client {
+    pub ws: WebSocket<MaybeTlsStream<TcpStream>>,
+    next_id: u64,
+    pub notifications: Vec<Value>,
+}
+
+impl Client {
+    pub fn connect(url: &str) -> Client {
+        let (ws, _) = tungstenite::connect(url).expect("websocket connect");
+        if let MaybeTlsStream::Plain(s) = ws.get_ref() {
+            s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+            let _ = s.set_nodelay(true);
+        }
+        Client { ws, next_id: 1, notifications: Vec::new() }
+    }
+
+    pub fn send_text(&mut self, text: &str) {
+        self.ws.send(Message::text(text.to_string())).unwrap();
+    }
+
+    /// Next text message as JSON (waits up to the read timeout).
+    pub fn recv(&mut self) -> Value {
+        loop {
+            match self.ws.read().expect("read") {
+                Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+                Message::Close(c) => panic!("closed by server: {c:?}"),
+                _ => {}
+            }
+        }
+    }
+
+    /// Wait for a text message for at most `d`; None on timeout.
+    pub fn recv_timeout(&mut self, d: Duration) -> Option<Value> {
+        self.set_timeout(d);
+        let r = loop {
+            match self.ws.read() {
+                Ok(Message::Text(t)) => break Some(serde_json::from_str(&t).unwrap()),
+                Ok(_) => continue,
+                Err(_) => break None,
+            }
+        };
+        self.set_timeout(Duration::from_secs(30));
+        r
+    }
+
+    fn set_timeout(&self, d: Duration) {
+        if let MaybeTlsStream::Plain(s) = self.ws.get_ref() {
+            s.set_read_timeout(Some(d)).unwrap();
+        }
+    }
+
+    /// Send a request and wait for the reply with the same id (notifications on the way are stored).
+    pub fn call(&mut self, method: &str, params: Value) -> Value {
+        let id = self.next_id;
+        self.next_id += 1;
+        let req = if params.is_null() {
+            json!({"jsonrpc": "2.0", "method": method, "id": id})
+        } else {
+            json!({"jsonrpc": "2.0", "method": method, "params": params, "id": id})
+        };
+        self.send_text(&req.to_string());
+        loop {
+            let v = self.recv();
+            if v.get("id") == Some(&json!(id)) {
+                return v;
+            }
+            self.notifications.push(v);
+        }
+    }
+
+    /// `result` of a call, panicking with the reply on error.
+    pub fn ok(&mut self, method: &str, params: Value) -> Value {
+        let r = self.call(method, params);
+        assert!(r.get("error").is_none(), "{method} failed: {r}");
+        r["result"].clone()
+    }
+
+    /// Wait for a notification `method` matching `pred`, at most `d`.
+    pub fn wait_notification(&mut self, method: &str, d: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
+        if let Some(i) = self.notifications.iter().position(|n| n["method"] == method && pred(&n["params"])) {
+            return Some(self.notifications.remove(i));
+        }
+        let deadline = Instant::now() + d;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.recv_timeout(left) {
+                Some(n) if n["method"] == method && pred(&n["params"]) => return Some(n),
+                Some(n) => self.notifications.push(n),
+                None => return None,
+            }
+        }
+        None
+    }
+}
+
+/// A raw HTTP GET to 127.0.0.1:port; returns (status, headers lower-cased, body).
+pub fn http_get(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("response head");
+    let head = String::from_utf8_lossy(&raw[..end]).to_string();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines.next().unwrap().split(' ').nth(1).unwrap().parse().unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, raw[end + 4..].to_vec())
+}
