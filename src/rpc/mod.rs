@@ -6,11 +6,14 @@
 pub mod params;
 pub mod table;
 
+use std::cell::RefCell;
+
 use serde_json::Value;
 
 use crate::app::App;
 use crate::auth::Role;
 use crate::error::Result;
+use crate::notify::Notification;
 
 /// A handler: params in (`Value::Null` when omitted), result out.
 pub type Handler = fn(&Call) -> Result<Value>;
@@ -50,4 +53,18 @@ pub struct Call<'a> {
     pub app: &'a App,
     pub params: &'a Value,
     pub caller: &'a Caller,
+    /// Notifications to publish only after this call's reply has been queued to the client (e.g.
+    /// `recording_status_update` STARTED must follow the `start_recording` reply, decisions §7).
+    pub after_reply: RefCell<Vec<Notification>>,
+}
+
+impl<'a> Call<'a> {
+    pub fn new(app: &'a App, params: &'a Value, caller: &'a Caller) -> Call<'a> {
+        Call { app, params, caller, after_reply: RefCell::new(Vec::new()) }
+    }
+
+    /// Publish `n` to clients once the reply to this call is on its way.
+    pub fn publish_after_reply(&self, n: Notification) {
+        self.after_reply.borrow_mut().push(n);
+    }
 }
