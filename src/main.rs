@@ -38,6 +38,9 @@ fn run(command: Command) -> i32 {
         Command::CheckConfig { config, strict } => match load(config, strict) {
             Ok(loaded) => match serde_norway::to_string(&loaded.config) {
                 Ok(yaml) => {
+                    for w in &loaded.warnings {
+                        eprintln!("WARNING: {w}");
+                    }
                     print!("{yaml}");
                     0
                 }
@@ -57,10 +60,16 @@ fn run(command: Command) -> i32 {
                 eprintln!("logging: {e}");
                 return EXIT_CONFIG;
             }
+            match &loaded.source {
+                Some(path) => log::info!("configuration loaded from {}", path.display()),
+                None => log::info!("configuration: built-in defaults"),
+            }
             for w in &loaded.warnings {
                 log::warn!("{w}");
             }
-            daemon::run(loaded)
+            let code = daemon::run(loaded);
+            camera_service::logging::flush();
+            code
         }
         Command::Token { .. } | Command::ApiKeyCreate { .. } => {
             eprintln!("camera-service: this command arrives with the authentication module");
