@@ -77,14 +77,17 @@ pub fn load_with(
     if source.is_none() {
         warnings.push("no configuration file found in standard locations, using built-in defaults".to_string());
     }
-    let origins = apply_env(&mut raw, env, &mut errors, &mut warnings);
+    // Keys whose environment value was invalid: reported once, as the env error, and not checked again.
+    let mut failed = BTreeSet::new();
+    let origins = apply_env(&mut raw, env, &mut errors, &mut warnings, &mut failed);
 
     let (defaults, kind) = schema::defaults();
     let mut walk = Walk::default();
     let user = schema::normalize(kind, "", &raw, &mut walk).unwrap_or(Value::Null);
-    let mut failed = BTreeSet::new();
     for (key, reason) in &walk.errors {
-        failed.insert(key.clone());
+        if !failed.insert(key.clone()) {
+            continue;
+        }
         errors.push(format!("{}: {reason}", Checker::label(&origins, key)));
     }
     for key in &walk.unknown {
@@ -158,6 +161,7 @@ fn apply_env(
     env: &BTreeMap<String, String>,
     errors: &mut Vec<String>,
     warnings: &mut Vec<String>,
+    failed: &mut BTreeSet<String>,
 ) -> BTreeMap<String, String> {
     let output_format_in_file =
         schema::get(raw, "logging.output_format").is_some_and(|v| !v.is_null() && !schema::is_placeholder(v));
@@ -180,7 +184,11 @@ fn apply_env(
                     origins.insert(key.to_string(), var.clone());
                 }
             }
-            Err(reason) => errors.push(format!("{var} ({key}): {reason}")),
+            Err(reason) => {
+                if failed.insert(key.to_string()) {
+                    errors.push(format!("{var} ({key}): {reason}"));
+                }
+            }
         }
         known.insert(var);
     }
@@ -296,6 +304,8 @@ mod tests {
         assert!(l.config.is_present("mediamtx.codec.bitrate"));
         let e = load_text("", &[("CAMERA_SERVICE_SERVER_PORT", "70000")], false).unwrap_err();
         assert_eq!(e.0, "CAMERA_SERVICE_SERVER_PORT (server.port): expected 1..65535, got 70000");
+        let e = load_text("server: {port: 0}", &[("CAMERA_SERVICE_SERVER_PORT", "x")], false).unwrap_err();
+        assert_eq!(e.0, "CAMERA_SERVICE_SERVER_PORT (server.port): expected a non-negative integer, got \"x\"");
         let e = load_text("", &[("CAMERA_SERVICE_CAMERA_AUTO_START_STREAMS", "perhaps")], false).unwrap_err();
         assert!(e.0.starts_with("CAMERA_SERVICE_CAMERA_AUTO_START_STREAMS (camera.auto_start_streams): "), "{e}");
     }
