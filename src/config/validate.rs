@@ -78,7 +78,7 @@ impl<'a> Checker<'a> {
     /// Number strictly above `lo`.
     pub fn above(&mut self, key: &str, lo: f64) {
         if let Some(v) = self.float(key) {
-            if !(v > lo) {
+            if v.is_nan() || v <= lo {
                 self.fail(key, format!("expected > {lo}, got {v}"));
             }
         }
@@ -87,7 +87,7 @@ impl<'a> Checker<'a> {
     /// Number at or above `lo`.
     pub fn min(&mut self, key: &str, lo: f64) {
         if let Some(v) = self.float(key) {
-            if !(v >= lo) {
+            if v.is_nan() || v < lo {
                 self.fail(key, format!("expected >= {lo}, got {v}"));
             }
         }
@@ -136,9 +136,11 @@ fn server(c: &mut Checker) {
     c.non_empty("server.host");
     c.range("server.port", 1, 65535);
     c.non_empty("server.websocket_path");
-    c.check("server.websocket_path", |v| v.as_str().is_some_and(|s| s.starts_with('/')), |v| {
-        format!("must start with \"/\", got {}", describe(v))
-    });
+    c.check(
+        "server.websocket_path",
+        |v| v.as_str().is_some_and(|s| s.starts_with('/')),
+        |v| format!("must start with \"/\", got {}", describe(v)),
+    );
     c.at_least("server.max_connections", 1);
     c.at_least("server.max_message_size", 1024);
     c.at_least("server.max_frame_size", 1024);
@@ -162,9 +164,11 @@ fn mediamtx(c: &mut Checker) {
     }
     for f in ["run_on_demand_start_timeout", "run_on_demand_close_after"] {
         let key = format!("mediamtx.{f}");
-        c.check(&key, |v| v.as_str().is_some_and(is_go_duration), |v| {
-            format!("expected a duration like \"10s\" or \"1m30s\", got {}", describe(v))
-        });
+        c.check(
+            &key,
+            |v| v.as_str().is_some_and(is_go_duration),
+            |v| format!("expected a duration like \"10s\" or \"1m30s\", got {}", describe(v)),
+        );
     }
     for f in ["health_check_interval", "health_circuit_breaker_timeout", "health_max_backoff_interval"] {
         c.above(&format!("mediamtx.{f}"), 0.0);
@@ -191,9 +195,11 @@ fn mediamtx(c: &mut Checker) {
 fn camera(c: &mut Checker) {
     c.min("camera.poll_interval", 0.01);
     c.min("camera.detection_timeout", 0.1);
-    c.check("camera.device_range", |v| v.as_sequence().is_some_and(|s| s.len() <= 100), |v| {
-        format!("expected at most 100 device numbers, got {}", v.as_sequence().map_or(0, Vec::len))
-    });
+    c.check(
+        "camera.device_range",
+        |v| v.as_sequence().is_some_and(|s| s.len() <= 100),
+        |v| format!("expected at most 100 device numbers, got {}", v.as_sequence().map_or(0, Vec::len)),
+    );
     c.above("camera.capability_timeout", 0.0);
     c.min("camera.capability_retry_interval", 0.0);
     c.non_empty("camera.device_dir");
@@ -283,9 +289,11 @@ fn rest(c: &mut Checker) {
     }
     c.at_least("performance.optimization.max_concurrent_operations", 1);
     c.at_least("performance.optimization.connection_pool_size", 1);
-    c.check("security.jwt.secret_key", |v| v.as_str() != Some(PYTHON_DEFAULT_SECRET), |_| {
-        "the Python built-in default secret is not allowed; set a real secret or remove the key".into()
-    });
+    c.check(
+        "security.jwt.secret_key",
+        |v| v.as_str() != Some(PYTHON_DEFAULT_SECRET),
+        |_| "the Python built-in default secret is not allowed; set a real secret or remove the key".into(),
+    );
     c.at_least("security.jwt.expiry_hours", 1);
     c.one_of("security.jwt.algorithm", &["HS256"]);
     c.non_empty("security.api_keys.storage_file");
@@ -316,10 +324,8 @@ pub fn is_go_duration(s: &str) -> bool {
             return false;
         }
         rest = &rest[num_len..];
-        let unit = ["ns", "us", "µs", "ms", "s", "m", "h"]
-            .iter()
-            .filter(|u| rest.starts_with(**u))
-            .max_by_key(|u| u.len());
+        let unit =
+            ["ns", "us", "µs", "ms", "s", "m", "h"].iter().filter(|u| rest.starts_with(**u)).max_by_key(|u| u.len());
         match unit {
             Some(u) => rest = &rest[u.len()..],
             None => return false,
