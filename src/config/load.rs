@@ -102,7 +102,8 @@ pub fn load_with(
     if !errors.is_empty() {
         return Err(ConfigError(errors.join("\n")));
     }
-    let mut config: Config = serde_norway::from_value(merged.clone()).map_err(|e| name_serde_error(&merged, &origins, e))?;
+    let mut config: Config =
+        serde_norway::from_value(merged.clone()).map_err(|e| name_serde_error(&merged, &origins, e))?;
     config.present = walk.present.into_iter().collect();
     if config.security.ssl.enabled {
         warnings.push("security.ssl.enabled: TLS is not built in; terminate TLS in a reverse proxy (ignored)".into());
@@ -136,9 +137,8 @@ fn find_file(
 fn read_yaml(path: &Path) -> Result<Value, ConfigError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| ConfigError(format!("{}: cannot read configuration file: {e}", path.display())))?;
-    let mut v: Value = serde_norway::from_str(&text).map_err(|e| {
-        ConfigError(format!("{}: malformed YAML: {}", path.display(), one_line(&e.to_string())))
-    })?;
+    let mut v: Value = serde_norway::from_str(&text)
+        .map_err(|e| ConfigError(format!("{}: malformed YAML: {}", path.display(), one_line(&e.to_string()))))?;
     v.apply_merge()
         .map_err(|e| ConfigError(format!("{}: malformed YAML: {}", path.display(), one_line(&e.to_string()))))?;
     match v {

@@ -264,7 +264,10 @@ mod tests {
         let f = fields("m", None);
         assert_eq!(render("[%(levelname)-8s]", &f), "[WARNING ]");
         assert_eq!(render("[%(levelno)4d]", &f), "[  30]");
-        assert_eq!(render("%(threadName)s %(module)s:%(lineno)d %(filename)s", &f), "discovery discovery:42 discovery.rs");
+        assert_eq!(
+            render("%(threadName)s %(module)s:%(lineno)d %(filename)s", &f),
+            "discovery discovery:42 discovery.rs"
+        );
         assert_eq!(render("100%% %(bogus)s %(name %(message)s %", &f), "100% %(bogus)s %(name m %");
         assert_eq!(logger_name("camera_service"), "main");
         assert_eq!(logger_name("ureq::unversioned"), "ureq::unversioned");

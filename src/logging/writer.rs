@@ -1,12 +1,12 @@
 //! The `log-writer` thread: component threads hand finished lines to a bounded channel and never wait on a
 //! terminal, the journal or a disk; this thread writes them to stderr and/or a size-rotated file.
 
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use log::Level;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use crossbeam_channel::{Receiver, Sender, TrySendError};
-use log::Level;
 
 /// Lines queued at most; DEBUG/INFO stop being accepted at three quarters so WARNING/ERROR keep room.
 pub const CAPACITY: usize = 4096;
