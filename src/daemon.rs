@@ -133,6 +133,9 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> s
         media: Media::default(),
         files: Files::default(),
     });
+    if !config.mediamtx.enabled {
+        app.components.set("mediamtx", crate::status::State::Disabled, "mediamtx.enabled: false");
+    }
     let http = HttpPool::start(app.clone(), supervisor)?;
     server::start_health_server(app.clone(), http.clone(), supervisor)?;
     let listener = ws::bind(&app)?;

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
+use tungstenite::error::ProtocolError;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
@@ -285,6 +286,9 @@ impl Worker {
                     return self.close_with(token, CloseCode::Size, "Message too big");
                 }
                 Err(tungstenite::Error::Utf8(_)) => return self.close_with(token, CloseCode::Invalid, "Invalid UTF-8"),
+                Err(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+                    return self.drop_conn(token)
+                }
                 Err(tungstenite::Error::Protocol(e)) => {
                     log::debug!("client {}: protocol error: {e}", conn.facts.client_id);
                     return self.close_with(token, CloseCode::Protocol, "Protocol error");
@@ -423,6 +427,10 @@ impl Worker {
         let Phase::Open(ws) = &mut conn.phase else { return self.drop_conn(token) };
         let _ = ws.close(Some(CloseFrame { code, reason: reason.to_string().into() }));
         conn.closing = Some(Instant::now() + CLOSE_GRACE);
+        // A closing connection no longer holds a slot of the connection limit.
+        if std::mem::take(&mut conn.counted) {
+            self.app.metrics.active_connections.fetch_sub(1, Relaxed);
+        }
         self.flush(token);
     }
 

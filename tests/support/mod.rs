@@ -286,6 +286,10 @@ impl Client {
         r
     }
 
+    pub fn set_read_timeout(&self, d: Duration) {
+        self.set_timeout(d);
+    }
+
     fn set_timeout(&self, d: Duration) {
         if let MaybeTlsStream::Plain(s) = self.ws.get_ref() {
             s.set_read_timeout(Some(d)).unwrap();
