@@ -138,14 +138,11 @@ impl Pattern {
                 Piece::Lit(s) => out.push_str(s),
                 Piece::Tok { token, left, width } => {
                     let value = self.value(*token, f);
-                    let pad = width.saturating_sub(value.chars().count());
-                    if !*left {
-                        out.extend(std::iter::repeat(' ').take(pad));
-                    }
-                    out.push_str(&value);
-                    if *left {
-                        out.extend(std::iter::repeat(' ').take(pad));
-                    }
+                    let _ = if *left {
+                        write!(out, "{value:<width$}", width = *width)
+                    } else {
+                        write!(out, "{value:>width$}", width = *width)
+                    };
                 }
             }
         }
