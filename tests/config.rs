@@ -460,3 +460,44 @@ fn python_service_file_loads_unchanged() {
     assert_eq!(at(&out, "logging.max_file_size"), &Value::from(10u64 << 20));
     assert_eq!(at(&out, "logging.file_enabled"), &Value::from(true));
 }
+
+/// The daemon itself: JSON lines to a log file (and stderr), with the request's correlation id on lines logged
+/// while handling it; text lines in the Python format by default.
+#[test]
+fn daemon_logs_json_to_file_and_text_by_default() {
+    use crate::support::Daemon;
+    let logs = TempDir::new("config-logs");
+    let file = logs.path().join("nested/service.log");
+    let mut d = Daemon::builder()
+        .env("CAMERA_SERVICE_LOGGING_FILE_ENABLED", "true")
+        .env("CAMERA_SERVICE_LOGGING_FILE_PATH", file.to_str().unwrap())
+        .env("CAMERA_SERVICE_LOGGING_OUTPUT_FORMAT", "json")
+        .start();
+    let _admin = d.client_as("admin");
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0), "{}", d.stderr());
+    let text = std::fs::read_to_string(&file).expect("log file written");
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}"))).collect();
+    assert!(lines.len() >= 3, "{text}");
+    for l in &lines {
+        assert!(l["timestamp"].as_str().is_some_and(|t| t.ends_with('Z') && t.len() == 24), "{l}");
+        assert!(["DEBUG", "INFO", "WARNING", "ERROR"].contains(&l["level"].as_str().unwrap()), "{l}");
+        assert!(l["logger"].is_string() && l["message"].is_string() && l["thread"].is_string(), "{l}");
+    }
+    let auth = lines
+        .iter()
+        .find(|l| l["message"].as_str().is_some_and(|m| m.starts_with("authenticated")))
+        .unwrap_or_else(|| panic!("no authentication line in {text}"));
+    assert_eq!(auth["correlation_id"], "req-1", "{auth}");
+    assert!(lines.iter().any(|l| l["message"].as_str().is_some_and(|m| m.contains("configuration loaded from"))));
+    // Console (stderr) carries the same JSON lines.
+    assert!(d.stderr().lines().any(|l| l.starts_with("{\"timestamp\":")), "{}", d.stderr());
+
+    let mut d = Daemon::start();
+    let _admin = d.client_as("admin");
+    let (code, _) = d.terminate();
+    assert_eq!(code, Some(0));
+    let err = d.stderr();
+    assert!(err.lines().any(|l| l.contains(" - INFO - [req-1] authenticated")), "{err}");
+}
