@@ -16,6 +16,7 @@ pub mod media;
 pub mod mediamtx;
 pub mod notify;
 pub mod rpc;
+pub mod sdnotify;
 pub mod status;
 pub mod streams;
 pub mod timefmt;
