@@ -144,6 +144,16 @@ check "config loads (strict) and keeps recordings under $DATA" grep -q "recordin
 check "state_dir under $DATA" grep -q "state_dir: $DATA/state" <<<"$effective"
 check "binary runs: --version" /usr/bin/camera-service --version
 
+step "token and API key as the service user (docs/deployment.md section 4)"
+as_service() { runuser -u camera-service -- /usr/bin/camera-service "$@" --config /etc/camera-service/config.yaml; }
+token=$(as_service token --role admin)
+check "token is a JWT (three dot-separated parts)" grep -Eq '^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$' <<<"$token"
+expect_perms "$DATA/state/jwt_secret" "camera-service:camera-service 600"
+key=$(as_service api-key create --role operator --name ci 2>/dev/null)
+check "API key printed" test -n "$key"
+check "only the hash is stored" bash -c "grep -q 'sha256:' '$DATA/state/api_keys.json' && ! grep -qF '$key' '$DATA/state/api_keys.json'"
+check "key file belongs to the service user" test "$(stat -c %U "$DATA/state/api_keys.json")" = camera-service
+
 step "systemd unit"
 ( cd / && systemd-analyze verify "$UNIT" )
 echo "ok   systemd-analyze verify $UNIT"
