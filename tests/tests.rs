@@ -1,5 +1,7 @@
 //! One integration-test binary (build and link cost paid once); modules are sibling files.
 
-mod config;
-mod server;
 mod support;
+
+mod config;
+mod docs;
+mod server;
