@@ -32,6 +32,17 @@ pub fn run(loaded: Loaded) -> i32 {
             let _ = sig_tx.send(sig);
         }
     });
+    let components = crate::status::Components::default();
+    let cameras = crate::camera::Cameras::default();
+    let media = crate::media::Media::default();
+    let _mediamtx =
+        match crate::mediamtx::MediaMtx::start(config.clone(), cameras, media, components.clone(), &supervisor) {
+            Ok(m) => m,
+            Err(e) => {
+                log::error!("cannot start the MediaMTX threads: {e}");
+                return EXIT_FATAL;
+            }
+        };
     log::info!("camera-service {} started (config {:?})", crate::VERSION, config.server.port);
     let code = crossbeam_channel::select! {
         recv(sig_rx) -> sig => { log::info!("signal {:?}: stopping", sig.ok()); EXIT_OK }
