@@ -74,8 +74,8 @@ impl Scope {
         Scope { method: Some(method.into()), prefix: Some(prefix.into()) }
     }
     fn matches(&self, req: &Request) -> bool {
-        self.method.as_deref().map_or(true, |m| m == req.method)
-            && self.prefix.as_deref().map_or(true, |p| req.path.starts_with(p))
+        self.method.as_deref().is_none_or(|m| m == req.method)
+            && self.prefix.as_deref().is_none_or(|p| req.path.starts_with(p))
     }
 }
 
@@ -176,7 +176,8 @@ impl FakeMediaMtx {
             clear_epoch: AtomicU64::new(0),
         });
         let i = inner.clone();
-        let accept = thread::Builder::new().name("fake-mediamtx".into()).spawn(move || accept_loop(i, listener)).unwrap();
+        let accept =
+            thread::Builder::new().name("fake-mediamtx".into()).spawn(move || accept_loop(i, listener)).unwrap();
         FakeMediaMtx { inner, accept: Some(accept) }
     }
 
@@ -369,7 +370,11 @@ fn resolve(st: &State, name: &str) -> Option<String> {
         return Some(name.into());
     }
     let match_all = |k: &str| matches!(k, "~^.*$" | "~.*" | "~^.*" | "~.*$");
-    st.entries.keys().find(|k| match_all(k)).or_else(|| st.entries.keys().find(|k| matches!(k.as_str(), "all" | "all_others"))).cloned()
+    st.entries
+        .keys()
+        .find(|k| match_all(k))
+        .or_else(|| st.entries.keys().find(|k| matches!(k.as_str(), "all" | "all_others")))
+        .cloned()
 }
 
 fn idle_runtime(st: &State, name: &str) -> Runtime {
@@ -407,7 +412,12 @@ struct Reply {
 
 impl Reply {
     fn json(status: u16, v: &Value) -> Reply {
-        Reply { status, content_type: "application/json; charset=utf-8", body: v.to_string().into_bytes(), headers: vec![] }
+        Reply {
+            status,
+            content_type: "application/json; charset=utf-8",
+            body: v.to_string().into_bytes(),
+            headers: vec![],
+        }
     }
     fn plain_404() -> Reply {
         Reply { status: 404, content_type: "text/plain", body: b"404 page not found".to_vec(), headers: vec![] }
@@ -567,7 +577,8 @@ fn respond(inner: &Inner, stream: &mut TcpStream, req: &Request) -> bool {
     let profile = *inner.profile.lock();
     let mut reply = if let Some(Fault::Status(code, msg)) = faults.iter().find(|f| matches!(f, Fault::Status(..))) {
         Reply::json(*code, &error_body(profile, msg))
-    } else if let Some(Fault::Unauthorized { delay }) = faults.iter().find(|f| matches!(f, Fault::Unauthorized { .. })) {
+    } else if let Some(Fault::Unauthorized { delay }) = faults.iter().find(|f| matches!(f, Fault::Unauthorized { .. }))
+    {
         thread::sleep(*delay);
         let mut r = Reply::json(401, &error_body(profile, "authentication error"));
         if req.header("authorization").is_none() {
@@ -577,7 +588,12 @@ fn respond(inner: &Inner, stream: &mut TcpStream, req: &Request) -> bool {
     } else if has(&|f| *f == Fault::PlainNotFound) {
         Reply::plain_404()
     } else if has(&|f| *f == Fault::BadJson) {
-        Reply { status: 200, content_type: "application/json; charset=utf-8", body: b"{\"items\":".to_vec(), headers: vec![] }
+        Reply {
+            status: 200,
+            content_type: "application/json; charset=utf-8",
+            body: b"{\"items\":".to_vec(),
+            headers: vec![],
+        }
     } else {
         route(inner, req, profile)
     };
@@ -595,7 +611,10 @@ fn write_reply(stream: &mut TcpStream, r: &Reply, close: bool, reset_mid: bool, 
     if !r.body.is_empty() || r.status != 204 {
         head.push_str(&format!("Content-Type: {}\r\n", r.content_type));
     }
-    head.push_str(&format!("Content-Length: {}\r\nServer: mediamtx\r\nAccess-Control-Allow-Origin: *\r\n", r.body.len()));
+    head.push_str(&format!(
+        "Content-Length: {}\r\nServer: mediamtx\r\nAccess-Control-Allow-Origin: *\r\n",
+        r.body.len()
+    ));
     for (k, v) in &r.headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -688,6 +707,9 @@ fn err(profile: Profile, status: u16, msg: impl AsRef<str>) -> Reply {
     Reply::json(status, &error_body(profile, msg.as_ref()))
 }
 
+/// A handler of a route with a path name after its prefix.
+type Handler = fn(&mut State, &str, &Request, Profile) -> Reply;
+
 fn route(inner: &Inner, req: &Request, profile: Profile) -> Reply {
     if req.method == "OPTIONS" && req.header("access-control-request-method").is_some() {
         let mut r = Reply::json(204, &Value::Null).empty();
@@ -746,7 +768,7 @@ fn route(inner: &Inner, req: &Request, profile: Profile) -> Reply {
         }
         "DELETE" if p == "/v3/recordings/deletesegment" => delete_segment(&mut st, req, profile),
         _ => {
-            let routes: [(&str, &str, fn(&mut State, &str, &Request, Profile) -> Reply); 9] = [
+            let routes: [(&str, &str, Handler); 9] = [
                 ("GET", "/v3/config/paths/get/", conf_get),
                 ("POST", "/v3/config/paths/add/", conf_add),
                 ("PATCH", "/v3/config/paths/patch/", conf_patch),
@@ -880,7 +902,9 @@ fn delete_segment(st: &mut State, req: &Request, profile: Profile) -> Reply {
         return err(
             profile,
             400,
-            format!("invalid 'start' parameter: parsing time \"{start}\" as \"2006-01-02T15:04:05Z07:00\": cannot parse"),
+            format!(
+                "invalid 'start' parameter: parsing time \"{start}\" as \"2006-01-02T15:04:05Z07:00\": cannot parse"
+            ),
         );
     }
     let Some(conf) = resolve(st, &path) else {
@@ -891,7 +915,8 @@ fn delete_segment(st: &mut State, req: &Request, profile: Profile) -> Reply {
         segs.remove(i);
         return ok(profile);
     }
-    let pattern = effective(st, &conf).get("recordPath").and_then(Value::as_str).unwrap_or_default().replace("%path", &path);
+    let pattern =
+        effective(st, &conf).get("recordPath").and_then(Value::as_str).unwrap_or_default().replace("%path", &path);
     err(profile, 400, format!("remove {pattern}.mp4: no such file or directory"))
 }
 

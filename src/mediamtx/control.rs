@@ -282,7 +282,7 @@ impl Control {
         if self.shared.breaker_open() {
             return;
         }
-        if self.last_reconcile.map_or(true, |t| t.elapsed() >= RECONCILE_EVERY) {
+        if self.last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) {
             return self.reconcile();
         }
         let list = match self.client().list_paths() {

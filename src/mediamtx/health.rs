@@ -110,7 +110,7 @@ fn publish(shared: &Shared, breaker: &Breaker) {
             ),
         ),
     };
-    if shared.components.get(COMPONENT).map_or(true, |c| c.state != state || c.details != details) {
+    if shared.components.get(COMPONENT).is_none_or(|c| c.state != state || c.details != details) {
         shared.components.set(COMPONENT, state, details);
     }
 }

@@ -224,7 +224,7 @@ impl MediaMtx {
     pub fn path_metrics(&self, path: &str) -> Option<PathMetrics> {
         let shared = self.inner.as_ref()?;
         let cache = shared.runtime.read();
-        if !cache.fetched.is_some_and(|t| t.elapsed() <= CACHE_FRESH) {
+        if cache.fetched.is_none_or(|t| t.elapsed() > CACHE_FRESH) {
             return None;
         }
         cache.paths.get(path).map(metrics)
