@@ -471,7 +471,7 @@ fn api_answers_while_mediamtx_is_down_or_hanging() {
         "mediamtx:\n  enabled: true\n  host: 127.0.0.1\n  api_port: {}\n  api_timeout: 2.0\n  health_check_interval: 0.5\n",
         fake.port()
     );
-    let daemon = Daemon::builder().yaml(&yaml).start();
+    let mut daemon = Daemon::builder().yaml(&yaml).start();
     let mut client = daemon.client_as("viewer");
     let mut check = |label: &str| {
         for method in ["ping", "get_camera_list"] {
@@ -503,4 +503,9 @@ fn api_answers_while_mediamtx_is_down_or_hanging() {
         found = client.ok("get_streams", Value::Null);
         found.as_array().is_some_and(|a| a.iter().any(|s| s["name"] == "ext" && s["ready"] == true))
     });
+    // A MediaMTX call in flight must not hold the daemon past its shutdown budget.
+    fake.fault(Fault::Hang);
+    std::thread::sleep(Duration::from_millis(1200));
+    let (code, took) = daemon.terminate();
+    assert_eq!(code, Some(0), "exit after {took:?}: {}", daemon.stderr());
 }

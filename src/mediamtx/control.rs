@@ -127,8 +127,8 @@ fn is_camera_path(name: &str) -> bool {
 }
 
 impl Control {
-    fn client(&self) -> &Client {
-        &self.shared.client
+    fn api(&self) -> &Client {
+        &self.shared.bg_client
     }
 
     fn on_camera(&mut self, camera: Arc<Camera>) {
@@ -193,7 +193,7 @@ impl Control {
         entry.record = on;
         entry.wanted = true;
         let patched = if entry.exists {
-            match self.shared.client.patch_path(path, &json!({ "record": on })) {
+            match self.shared.bg_client.patch_path(path, &json!({ "record": on })) {
                 // Gone behind our back (MediaMTX restarted): converge re-creates it with the recorder setting.
                 Err(ApiError::NotFound(_)) => None,
                 other => Some(other),
@@ -214,7 +214,7 @@ impl Control {
             return Err(ApiError::NotFound(path.to_string()));
         };
         let desired = pathconf::desired(&self.shared.config, &entry.camera, entry.record);
-        let result = converge(self.client(), path, &desired);
+        let result = converge(self.api(), path, &desired);
         match &result {
             Ok(done) => {
                 if *done != Converged::Unchanged {
@@ -262,7 +262,7 @@ impl Control {
         let result = if self.shared.breaker_open() {
             Err(ApiError::Unreachable("circuit breaker open".into()))
         } else {
-            self.client().delete_path(path)
+            self.api().delete_path(path)
         };
         let done = matches!(result, Ok(()) | Err(ApiError::NotFound(_)));
         if let Err(e) = &result {
@@ -285,7 +285,7 @@ impl Control {
         if self.last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) {
             return self.reconcile();
         }
-        let list = match self.client().list_paths() {
+        let list = match self.api().list_paths() {
             Ok(list) => list,
             Err(e) => {
                 log::debug!("MediaMTX runtime list: {e}");
@@ -329,7 +329,7 @@ impl Control {
     /// Re-create every wanted path and delete stale `cameraN` paths that no connected camera owns.
     fn reconcile(&mut self) {
         self.last_reconcile = Some(Instant::now());
-        let list = match self.client().list_paths() {
+        let list = match self.api().list_paths() {
             Ok(list) => list,
             Err(e) => {
                 log::debug!("MediaMTX reconcile skipped: {e}");

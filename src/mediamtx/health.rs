@@ -25,7 +25,7 @@ pub(crate) fn run(shared: Arc<Shared>, shutdown: Shutdown) -> Result<(), String>
 
 fn probe(shared: &Shared, breaker: &mut Breaker) {
     let started = Instant::now();
-    let result = shared.client.get_global_config();
+    let result = shared.bg_client.get_global_config();
     let elapsed_ms = started.elapsed().as_millis() as u64;
     let threshold = breaker.params.failure_threshold;
     let transition = match &result {
@@ -59,7 +59,7 @@ fn probe(shared: &Shared, breaker: &mut Breaker) {
         (Transition::Recovered, Ok(_)) => {
             log::info!("MediaMTX RECOVERED (recoveries: {}): re-creating paths", breaker.recoveries)
         }
-        (Transition::FirstContact, Ok(_)) => log::info!("MediaMTX API reachable at {}", shared.client.base_url()),
+        (Transition::FirstContact, Ok(_)) => log::info!("MediaMTX API reachable at {}", shared.bg_client.base_url()),
         (_, Ok(_)) if breaker.state == BreakerState::HalfOpen => log::info!(
             "MediaMTX IMPROVING ({}/{} recovery confirmations)",
             breaker.half_open_successes,

@@ -38,6 +38,8 @@ use crate::status::{Components, State};
 pub const COMPONENT: &str = "mediamtx";
 /// Runtime-list data older than this is not shown as metrics.
 const CACHE_FRESH: Duration = Duration::from_secs(10);
+/// Cap on one MediaMTX call made by the component threads.
+const BACKGROUND_TIMEOUT: Duration = Duration::from_millis(1500);
 /// `get_streams` answers from the cache when it is at most this old.
 const STREAMS_FRESH: Duration = Duration::from_secs(3);
 
@@ -119,7 +121,11 @@ struct RuntimeCache {
 
 pub(crate) struct Shared {
     config: Arc<Config>,
+    /// For callers on request threads (`wait_ready`, `get_streams`): `mediamtx.api_timeout` per call.
     client: Client,
+    /// For the control and health threads: the same, capped at [`BACKGROUND_TIMEOUT`], so that a hanging
+    /// MediaMTX cannot hold them past the daemon's shutdown budget (< 2 s).
+    bg_client: Client,
     health: RwLock<Health>,
     /// Paths that exist in MediaMTX with our configuration (written by the control thread).
     paths: RwLock<HashSet<String>>,
@@ -181,11 +187,15 @@ impl MediaMtx {
         let m = &config.mediamtx;
         let host =
             if m.host.contains(':') && !m.host.starts_with('[') { format!("[{}]", m.host) } else { m.host.clone() };
-        let client = Client::new(&format!("http://{host}:{}", m.api_port), Duration::from_secs_f64(m.api_timeout));
+        let base = format!("http://{host}:{}", m.api_port);
+        let timeout = Duration::from_secs_f64(m.api_timeout.clamp(0.05, 3600.0));
+        let client = Client::new(&base, timeout);
+        let bg_client = Client::new(&base, timeout.min(BACKGROUND_TIMEOUT));
         let (tx, rx) = unbounded();
         let shared = Arc::new(Shared {
             config: config.clone(),
             client,
+            bg_client,
             health: RwLock::new(Health::default()),
             paths: RwLock::new(HashSet::new()),
             runtime: RwLock::new(RuntimeCache::default()),
