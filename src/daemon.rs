@@ -138,6 +138,9 @@ fn prepare_dirs(config: &Config) -> Result<(), String> {
 fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> std::io::Result<Arc<App>> {
     let hub = Hub::new();
     let components = Components::default();
+    let cameras = Cameras::default();
+    let media = Media::default();
+    let mediamtx = MediaMtx::start(config.clone(), cameras.clone(), media.clone(), components.clone(), supervisor)?;
     let names: Vec<&'static str> = table::all().iter().map(|m| m.name).collect();
     let app = Arc::new(App {
         config: config.clone(),
@@ -148,14 +151,11 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> s
         components,
         auth,
         metrics: Arc::new(Metrics::new(&names)),
-        cameras: Cameras::default(),
-        mediamtx: MediaMtx::default(),
-        media: Media::default(),
+        cameras,
+        mediamtx,
+        media,
         files: Files::default(),
     });
-    if !config.mediamtx.enabled {
-        app.components.set("mediamtx", crate::status::State::Disabled, "mediamtx.enabled: false");
-    }
     let http = HttpPool::start(app.clone(), supervisor)?;
     server::start_health_server(app.clone(), http.clone(), supervisor)?;
     let listener = ws::bind(&app)?;

@@ -4,4 +4,6 @@ mod support;
 
 mod config;
 mod docs;
+mod fake_mediamtx;
+mod mediamtx;
 mod server;
