@@ -18,6 +18,14 @@ pub fn run(loaded: Loaded) -> i32 {
     let config = Arc::new(loaded.config);
     let shutdown = Shutdown::new();
     let supervisor = Supervisor::new(shutdown.clone());
+    let (hub, components) = (crate::notify::Hub::new(), crate::status::Components::default());
+    let _cameras = match crate::camera::Cameras::start(config.clone(), hub.clone(), components.clone(), &supervisor) {
+        Ok(c) => c,
+        Err(e) => {
+            log::error!("cannot start the camera threads: {e}");
+            return EXIT_FATAL;
+        }
+    };
     let (sig_tx, sig_rx) = crossbeam_channel::bounded::<i32>(4);
     let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
         Ok(s) => s,
