@@ -1,3 +1,5 @@
 //! One integration-test binary (build and link cost paid once); modules are sibling files.
 
 mod support;
+
+mod cameras;
