@@ -140,6 +140,14 @@ impl Cameras {
         rx
     }
 
+    /// A handle serving a fixed list (unit tests of code that reads cameras).
+    #[cfg(test)]
+    pub(crate) fn fixed(list: Vec<Camera>) -> Cameras {
+        let c = Cameras::default();
+        *c.shared.snapshot.write() = Arc::new(list.into_iter().map(Arc::new).collect());
+        c
+    }
+
     /// Re-evaluate `camera_status_update` for `device` (e.g. its MediaMTX path appeared); sends only on change.
     pub fn announce(&self, device: &str) {
         if let (Some(tx), Ok(cam)) = (self.shared.commands.get(), self.get(device)) {

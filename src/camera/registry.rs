@@ -367,7 +367,7 @@ impl Registry {
     }
 }
 
-fn base_camera(n: u32, status: CameraStatus) -> Camera {
+pub(super) fn base_camera(n: u32, status: CameraStatus) -> Camera {
     Camera {
         device: format!("/dev/video{n}"),
         path_name: format!("camera{n}"),
@@ -449,7 +449,7 @@ fn error_camera(n: u32, reason: String, usb: &sysfs::UsbInfo, prev: Option<&Came
     cam
 }
 
-fn disconnected_camera(prev: &Camera) -> Camera {
+pub(super) fn disconnected_camera(prev: &Camera) -> Camera {
     Camera {
         status: CameraStatus::Disconnected,
         formats: Vec::new(),
