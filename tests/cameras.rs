@@ -433,3 +433,90 @@ fn child_permissions() {
     assert!(t.elapsed() >= Duration::from_millis(1500), "permission errors are retried first");
     assert_eq!(h.cameras.get("/dev/video9").unwrap().error.as_deref(), Some("permission_denied"));
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// End to end through the daemon (the daemon runs with the shim preloaded)
+
+#[test]
+fn daemon_serves_camera_methods_and_notifications() {
+    let t = TempDir::new("cam-e2e");
+    let spec = t.path().join("spec");
+    std::fs::write(&spec, "").unwrap();
+    let daemon = crate::support::Daemon::builder()
+        .yaml("camera:\n  virtual:\n    - {name: Test pattern, width: 640, height: 480, fps: 15, pattern: testsrc2}\n")
+        .env("LD_PRELOAD", shim().to_str().unwrap())
+        .env("CAMSHIM_SPEC", spec.to_str().unwrap())
+        .start();
+    let dev = daemon.path("dev");
+    let mut c = daemon.client_as("viewer");
+
+    let list = c.ok("get_camera_list", Value::Null);
+    assert_eq!((list["total"].clone(), list["connected"].clone()), (json!(1), json!(1)), "{list}");
+    let v = &list["cameras"][0];
+    assert_eq!(
+        (v["device"].clone(), v["virtual"].clone(), v["status"].clone()),
+        (json!("virtual0"), json!(true), json!("CONNECTED"))
+    );
+    let caps = c.ok("get_camera_capabilities", json!({"device": "virtual0"}));
+    assert_eq!(
+        caps,
+        json!({"device": "virtual0", "formats": ["YU12"], "resolutions": ["640x480"], "fps_options": [15],
+               "validation_status": "confirmed"})
+    );
+
+    // Plug a camera: one notification, then every method knows it under both ids.
+    std::fs::write(
+        &spec,
+        spec_node(&dev.join("video0"), "HD Pro Webcam C920", "usb-1", "84a00001", "04200001", C920_FORMATS),
+    )
+    .unwrap();
+    mknod(&dev.join("video0"), 0);
+    let n =
+        c.wait_notification("camera_status_update", WAIT, |p| p["device"] == "/dev/video0").expect("no notification");
+    let p = &n["params"];
+    assert_eq!(
+        (p["status"].clone(), p["name"].clone(), p["resolution"].clone(), p["fps"].clone()),
+        (json!("CONNECTED"), json!("HD Pro Webcam C920"), json!("1920x1080"), json!(30))
+    );
+    assert_eq!(
+        (p["streams"].clone(), p["identity"].clone(), p["virtual"].clone()),
+        (json!({}), json!("bus:usb-1"), json!(false))
+    );
+    let s = c.ok("get_camera_status", json!({"device": "camera0"}));
+    assert_eq!(s["device"], "/dev/video0");
+    assert_eq!(
+        s["capabilities"],
+        json!({"formats": ["YUYV", "MJPG"], "resolutions": ["1920x1080", "1280x720", "640x480"]})
+    );
+    assert_eq!(s["metrics"], json!({"bytes_sent": 0, "readers": 0, "uptime": 0}));
+    assert_eq!((s["recording"].clone(), s["elapsed_time"].clone()), (json!(false), json!(0)));
+    let caps = c.ok("get_camera_capabilities", json!({"device": "/dev/video0"}));
+    assert_eq!(caps["fps_options"], json!([15, 30]));
+
+    // An unopenable node: ERROR, listed and announced.
+    mknod(&dev.join("video3"), 3);
+    let n =
+        c.wait_notification("camera_status_update", WAIT, |p| p["device"] == "/dev/video3").expect("no notification");
+    assert_eq!(n["params"]["status"], "ERROR");
+    let list = c.ok("get_camera_list", json!({}));
+    assert_eq!((list["total"].clone(), list["connected"].clone()), (json!(3), json!(2)), "{list}");
+
+    // Errors: never seen → -1000; malformed or missing → -32602; no session → -32001.
+    for m in ["get_camera_status", "get_camera_capabilities"] {
+        assert_eq!(c.call(m, json!({"device": "/dev/video9"}))["error"]["code"], -1000);
+        assert_eq!(c.call(m, json!({"device": "virtual5"}))["error"]["code"], -1000);
+        assert_eq!(c.call(m, json!({"device": "/dev/sda1"}))["error"]["code"], -32602);
+        assert_eq!(c.call(m, json!({}))["error"]["code"], -32602);
+    }
+    let r = c.call("get_camera_status", json!({"device": "/dev/video9"}));
+    assert_eq!(r["error"]["message"], "Camera device not found");
+    let mut anon = daemon.client();
+    assert_eq!(anon.call("get_camera_list", Value::Null)["error"]["code"], -32001);
+
+    // Unplug: DISCONNECTED, still known.
+    std::fs::remove_file(dev.join("video0")).unwrap();
+    let n =
+        c.wait_notification("camera_status_update", WAIT, |p| p["device"] == "/dev/video0").expect("no notification");
+    assert_eq!((n["params"]["status"].clone(), n["params"]["fps"].clone()), (json!("DISCONNECTED"), json!(0)));
+    assert_eq!(c.ok("get_camera_status", json!({"device": "/dev/video0"}))["status"], "DISCONNECTED");
+}
