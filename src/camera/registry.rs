@@ -139,7 +139,7 @@ impl Registry {
         let mut ready = Some(ready);
         let mut next_sweep = Instant::now() + poll;
         loop {
-            if ready.is_some() && self.entries.values().all(|e| e.probing.as_ref().map_or(true, |p| p.timed_out)) {
+            if ready.is_some() && self.entries.values().all(|e| e.probing.as_ref().is_none_or(|p| p.timed_out)) {
                 let _ = ready.take().map(|r| r.send(()));
             }
             let now = Instant::now();
@@ -342,7 +342,7 @@ impl Registry {
         let connected = list.iter().filter(|c| c.status == CameraStatus::Connected).count();
         *self.shared.snapshot.write() = Arc::new(list);
         let details = format!("Camera monitor is running with {connected} cameras");
-        if self.components.get("camera_monitor").map_or(true, |c| c.details != details || c.state != State::Running) {
+        if self.components.get("camera_monitor").is_none_or(|c| c.details != details || c.state != State::Running) {
             self.components.set("camera_monitor", State::Running, details);
         }
     }
