@@ -1,6 +1,8 @@
 //! One integration-test binary (build and link cost paid once); modules are sibling files.
 
-mod server;
 mod support;
 
 mod cameras;
+mod config;
+mod docs;
+mod server;
