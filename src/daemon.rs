@@ -89,9 +89,8 @@ pub fn run(loaded: Loaded) -> i32 {
 
 /// Block until a signal or a component failure; meanwhile feed systemd's watchdog (when it asks for one).
 fn wait_for_stop(sig_rx: &crossbeam_channel::Receiver<i32>, supervisor: &Supervisor) -> i32 {
-    let watchdog = crate::sdnotify::watchdog_ping_period()
-        .map(crossbeam_channel::tick)
-        .unwrap_or_else(crossbeam_channel::never);
+    let watchdog =
+        crate::sdnotify::watchdog_ping_period().map(crossbeam_channel::tick).unwrap_or_else(crossbeam_channel::never);
     loop {
         crossbeam_channel::select! {
             recv(sig_rx) -> sig => {
@@ -138,7 +137,7 @@ fn prepare_dirs(config: &Config) -> Result<(), String> {
 fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> std::io::Result<Arc<App>> {
     let hub = Hub::new();
     let components = Components::default();
-    let cameras = Cameras::default();
+    let cameras = Cameras::start(config.clone(), hub.clone(), components.clone(), supervisor)?;
     let media = Media::default();
     let mediamtx = MediaMtx::start(config.clone(), cameras.clone(), media.clone(), components.clone(), supervisor)?;
     let names: Vec<&'static str> = table::all().iter().map(|m| m.name).collect();

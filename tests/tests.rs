@@ -2,6 +2,7 @@
 
 mod support;
 
+mod cameras;
 mod config;
 mod docs;
 mod fake_mediamtx;
