@@ -32,6 +32,22 @@ pub fn run(loaded: Loaded) -> i32 {
             let _ = sig_tx.send(sig);
         }
     });
+    // Snapshots and recordings (the lead wires the shared handles into App).
+    let _media = match crate::media::Media::start(
+        config.clone(),
+        crate::camera::Cameras::default(),
+        crate::mediamtx::MediaMtx::default(),
+        crate::files::Files::default(),
+        crate::notify::Hub::new(),
+        crate::status::Components::default(),
+        &supervisor,
+    ) {
+        Ok(m) => m,
+        Err(e) => {
+            log::error!("cannot start the recorder: {e}");
+            return EXIT_FATAL;
+        }
+    };
     log::info!("camera-service {} started (config {:?})", crate::VERSION, config.server.port);
     let code = crossbeam_channel::select! {
         recv(sig_rx) -> sig => { log::info!("signal {:?}: stopping", sig.ok()); EXIT_OK }
@@ -40,6 +56,8 @@ pub fn run(loaded: Loaded) -> i32 {
     shutdown.trigger();
     handle.close();
     let stuck = supervisor.join_all(Duration::from_secs(2));
+    // No ffmpeg outlives the daemon (recordings were finalised by the recorder above).
+    crate::media::process::kill_all();
     if stuck.is_empty() {
         code
     } else {

@@ -209,7 +209,11 @@ pub fn describe(st: ExitStatus) -> String {
     }
 }
 
-fn spawn_drain(label: &str, mut stderr: std::process::ChildStderr, tail: Arc<Mutex<Vec<u8>>>) -> Option<JoinHandle<()>> {
+fn spawn_drain(
+    label: &str,
+    mut stderr: std::process::ChildStderr,
+    tail: Arc<Mutex<Vec<u8>>>,
+) -> Option<JoinHandle<()>> {
     let label = label.to_string();
     thread::Builder::new()
         .name("ffmpeg-stderr".into())

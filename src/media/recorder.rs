@@ -39,10 +39,19 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
 
 pub enum Command {
-    Start { req: StartRequest, reply: Reply },
-    Stop { device: String, reply: Reply },
+    Start {
+        req: StartRequest,
+        reply: Reply,
+    },
+    Stop {
+        device: String,
+        reply: Reply,
+    },
     /// A MediaMTX start finished its preparation (keep-alive reader running and path ready, or an error).
-    Prepared { session_id: String, result: Result<Ffmpeg> },
+    Prepared {
+        session_id: String,
+        result: Result<Ffmpeg>,
+    },
 }
 
 /// Send a command and wait for its reply.
@@ -180,7 +189,11 @@ impl Recorder {
             }
             session.deadline = req.duration.map(|d| started + Duration::from_secs(d) + DIRECT_TIMER_SLACK);
             session.backend = Backend::Direct(p);
-            log::info!("recording {} started (session {}, direct ffmpeg)", session.info.device, session.info.session_id);
+            log::info!(
+                "recording {} started (session {}, direct ffmpeg)",
+                session.info.device,
+                session.info.session_id
+            );
             return Ok(Begin::Now(session));
         }
         self.prepare_mtx(&session);
@@ -222,7 +235,8 @@ impl Recorder {
     }
 
     fn prepared(&mut self, session_id: &str, result: Result<Ffmpeg>) {
-        let Some(device) = self.sessions.values().find(|s| s.info.session_id == session_id).map(|s| s.info.device.clone())
+        let Some(device) =
+            self.sessions.values().find(|s| s.info.session_id == session_id).map(|s| s.info.device.clone())
         else {
             return;
         };
@@ -295,6 +309,10 @@ impl Recorder {
         let shared = self.shared.clone();
         if let Some(note) = s.stop_backend(&shared.config, shared.mediamtx.as_ref()) {
             log::warn!("recording {device}: {note}");
+        }
+        let removed = segments::prune_frameless(&s.info.dir, &s.info.path_name, &s.info.preexisting);
+        if !removed.is_empty() {
+            log::warn!("recording {device}: removed segments cut off before their first frame: {removed:?}");
         }
         let error = match &how {
             Ending::Failed(reason) => Some(reason.as_str()),
@@ -401,10 +419,6 @@ impl Recorder {
                 Command::Prepared { .. } => {}
             }
         }
-        let killed = process::kill_all();
-        if killed > 0 {
-            log::warn!("killed {killed} leftover ffmpeg processes at shutdown");
-        }
         self.components.set("recorder", State::Stopped, "stopped");
     }
 }
@@ -484,9 +498,8 @@ fn check_backend(shared: &Shared, s: &mut Session, check_mtx: bool) -> Option<En
             }
             let since = *not_ready_since.get_or_insert_with(Instant::now);
             let limit = Duration::from_secs_f64(shared.config.mediamtx.stream_readiness.timeout.max(1.0));
-            (since.elapsed() > limit).then(|| {
-                Ending::Failed(if metrics.is_none() { "mediamtx_unavailable" } else { "stream_lost" }.into())
-            })
+            (since.elapsed() > limit)
+                .then(|| Ending::Failed(if metrics.is_none() { "mediamtx_unavailable" } else { "stream_lost" }.into()))
         }
     }
 }

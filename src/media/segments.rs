@@ -26,10 +26,7 @@ pub fn existing_segments(dir: &Path, path_name: &str) -> HashSet<String> {
     let Ok(rd) = std::fs::read_dir(dir) else {
         return HashSet::new();
     };
-    rd.flatten()
-        .filter_map(|e| e.file_name().into_string().ok())
-        .filter(|n| is_segment_name(n, path_name))
-        .collect()
+    rd.flatten().filter_map(|e| e.file_name().into_string().ok()).filter(|n| is_segment_name(n, path_name)).collect()
 }
 
 /// The session's segments: (name, size) sorted by name (the time stamp in the name sorts chronologically).
@@ -51,6 +48,49 @@ pub fn session_files(dir: &Path, path_name: &str, preexisting: &HashSet<String>)
         .collect();
     v.sort();
     v
+}
+
+/// Whether an MP4 file has its `moov` box (a fragmented MP4 whose writer died before its first fragment is just an
+/// `ftyp`: no frames, not playable).
+pub fn has_moov(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut pos = 0u64;
+    let mut head = [0u8; 16];
+    while pos + 8 <= len {
+        if f.seek(SeekFrom::Start(pos)).is_err() || f.read_exact(&mut head[..8]).is_err() {
+            return false;
+        }
+        if &head[4..8] == b"moov" {
+            return true;
+        }
+        let size = match u32::from_be_bytes(head[..4].try_into().unwrap()) as u64 {
+            1 if f.read_exact(&mut head[8..16]).is_ok() => u64::from_be_bytes(head[8..16].try_into().unwrap()),
+            0 | 1 => return false,
+            n => n,
+        };
+        if size < 8 {
+            return false;
+        }
+        pos += size;
+    }
+    false
+}
+
+/// Remove the session's segments that hold no frames (cut off before their first fragment), so no unplayable
+/// file is left behind or reported. Returns the names removed.
+pub fn prune_frameless(dir: &Path, path_name: &str, preexisting: &HashSet<String>) -> Vec<String> {
+    let mut removed = Vec::new();
+    for (name, _) in session_files(dir, path_name, preexisting) {
+        let p = dir.join(&name);
+        if !has_moov(&p) && std::fs::remove_file(&p).is_ok() {
+            removed.push(name);
+        }
+    }
+    removed
 }
 
 fn s(v: &[&str]) -> Vec<String> {
@@ -132,6 +172,15 @@ mod tests {
         std::fs::write(dir.join("virtual00_2025-01-01_00-00-04.mp4"), b"abcd").unwrap();
         let files = session_files(&dir, "virtual0", &pre);
         assert_eq!(files, vec![("virtual0_2025-01-01_00-00-04.mp4".to_string(), 4)]);
+        std::fs::write(dir.join("virtual0_2025-01-01_00-00-06.mp4"), b"\0\0\0\x08ftyp").unwrap();
+        let mut ok = b"\0\0\0\x08ftyp\0\0\0\x08moov".to_vec();
+        ok.extend_from_slice(b"trailing");
+        std::fs::write(dir.join("virtual0_2025-01-01_00-00-08.mp4"), ok).unwrap();
+        assert_eq!(
+            prune_frameless(&dir, "virtual0", &pre),
+            ["virtual0_2025-01-01_00-00-04.mp4", "virtual0_2025-01-01_00-00-06.mp4"]
+        );
+        assert_eq!(session_files(&dir, "virtual0", &pre).len(), 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
