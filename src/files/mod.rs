@@ -2,6 +2,9 @@
 
 use std::path::Path;
 
+use crate::app::App;
+use crate::http::{Request, Response};
+
 /// Storage thresholds in percent used (decisions §7/§8), persisted in `<state_dir>`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
@@ -47,4 +50,9 @@ pub fn disk_usage(path: &Path) -> std::io::Result<DiskUsage> {
     let free = st.f_bfree as u64 * frsize;
     let used_percent = if total == 0 { 0.0 } else { (total - available) as f64 * 100.0 / total as f64 };
     Ok(DiskUsage { total, available, free, used_percent })
+}
+
+/// `GET /files/recordings/<name>` and `/files/snapshots/<name>` (placeholder until file management lands).
+pub fn http_download(_app: &App, _req: &Request) -> Response {
+    Response::text(404, "File not found\n")
 }

@@ -28,6 +28,7 @@ use crossbeam_channel::{Receiver, Sender};
 use parking_lot::RwLock;
 use serde_json::Value;
 
+use crate::app::App;
 use crate::camera::{Camera, CameraEvent, Cameras};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -175,6 +176,21 @@ impl Media {
         Ok(media)
     }
 
+    /// Start the `recorder` thread for the handle held in `app`, with the app's components.
+    pub fn start_for(&self, app: &App, supervisor: &Supervisor) -> std::io::Result<()> {
+        let files = app.files.clone();
+        let deps = Deps {
+            config: app.config.clone(),
+            camera_events: app.cameras.subscribe(),
+            cameras: Arc::new(app.cameras.clone()),
+            mediamtx: Arc::new(app.mediamtx.clone()),
+            thresholds: Arc::new(move || files.thresholds()),
+            hub: app.hub.clone(),
+            components: app.components.clone(),
+        };
+        self.launch(deps, supervisor)
+    }
+
     /// Start the `recorder` thread for this handle (once).
     pub fn launch(&self, deps: Deps, supervisor: &Supervisor) -> std::io::Result<()> {
         let (tx, rx) = crossbeam_channel::unbounded();
@@ -232,6 +248,11 @@ impl Media {
         let info = self.inner.get()?.sessions.read().get(device).cloned()?;
         let current_file = info.files().pop().map(|(name, _)| name).unwrap_or_else(|| info.filename.clone());
         Some(RecordingView { session_id: info.session_id, current_file, start_time: info.start })
+    }
+
+    /// Number of running recording sessions (the shutdown budget grows when there are some).
+    pub fn recording_count(&self) -> usize {
+        self.inner.get().map_or(0, |s| s.sessions.read().len())
     }
 
     /// File names that a running recording is writing (never deleted, listed or cleaned up).
