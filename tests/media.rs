@@ -529,3 +529,61 @@ fn full_disk_refuses_and_stops_cleanly() {
         }
     }
 }
+
+// ---- End to end through the daemon (WebSocket JSON-RPC) ----
+
+const VIRTUAL_YAML: &str = "camera:\n  virtual:\n  - {name: T, width: 320, height: 240, fps: 10, pattern: testsrc2}\n\
+                            recording:\n  segment_duration: 2\n";
+
+#[test]
+fn daemon_validates_media_params_and_roles() {
+    let d = crate::support::Daemon::builder().yaml(VIRTUAL_YAML).start();
+    let mut op = d.client_as("operator");
+    let code = |r: &Value| r["error"]["code"].as_i64();
+    assert_eq!(code(&op.call("start_recording", json!({"device": "virtual0", "format": "mkv"}))), Some(-32602));
+    assert_eq!(code(&op.call("start_recording", json!({"device": "virtual0", "duration": 1.5}))), Some(-32602));
+    assert_eq!(code(&op.call("take_snapshot", json!({"device": "virtual0", "quality": 0}))), Some(-32602));
+    assert_eq!(code(&op.call("take_snapshot", json!({"device": "virtual0", "filename": "../x"}))), Some(-32602));
+    assert_eq!(code(&op.call("stop_recording", json!({}))), Some(-32602));
+    assert_eq!(code(&op.call("take_snapshot", json!({"device": "virtual9"}))), Some(-1000));
+    let mut viewer = d.client_as("viewer");
+    assert_eq!(code(&viewer.call("take_snapshot", json!({"device": "virtual0"}))), Some(-32003));
+    assert_eq!(code(&viewer.call("start_recording", json!({"device": "virtual0"}))), Some(-32003));
+    assert_eq!(code(&viewer.call("get_recording_status", json!({"device": "virtual9"}))), Some(-1000));
+}
+
+#[test]
+fn daemon_snapshot_recording_and_sigterm() {
+    need_ffmpeg!();
+    let mut d = crate::support::Daemon::builder().yaml(VIRTUAL_YAML).start();
+    let mut op = d.client_as("operator");
+    let snap = op.call("take_snapshot", json!({"device": "virtual0"}));
+    if snap["error"]["code"] == -1000 {
+        eprintln!("SKIP: the daemon does not know virtual0 yet (cameras component not on this branch)");
+        return;
+    }
+    let snap = snap["result"].clone();
+    assert_eq!(snap["status"], "completed", "{snap}");
+    assert_eq!(image_info(&d.path("snapshots").join(snap["filename"].as_str().unwrap())), "mjpeg,320,240");
+
+    let started = op.ok("start_recording", json!({"device": "virtual0"}));
+    // The reply comes first (decisions §7): nothing was queued before it.
+    assert!(op.notifications.iter().all(|n| n["params"]["status"] != "STARTED"), "{:?}", op.notifications);
+    let note = op.wait_notification("recording_status_update", Duration::from_secs(10), |p| p["status"] == "STARTED");
+    assert_eq!(note.expect("STARTED notification")["params"]["session_id"], started["session_id"]);
+    let mut viewer = d.client_as("viewer");
+    let status = viewer.ok("get_recording_status", json!({"device": "virtual0"}));
+    assert_eq!(status["session_id"], started["session_id"]);
+    assert_eq!(op.call("start_recording", json!({"device": "virtual0"}))["error"]["code"], -1006);
+
+    std::thread::sleep(Duration::from_millis(3000));
+    let (code, took) = d.terminate();
+    assert_eq!(code, Some(0), "{}", d.stderr());
+    assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    let dir = d.path("recordings").join("virtual0");
+    let files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(!files.is_empty());
+    for f in files {
+        assert!(decodes(&f), "{} is not playable after SIGTERM", f.display());
+    }
+}
