@@ -78,6 +78,8 @@ pub fn run(loaded: Loaded) -> i32 {
     supervisor.shutdown().trigger();
     signals.close();
     let stuck = supervisor.join_all(budget);
+    // No ffmpeg outlives the daemon (the recorder finalised recordings before its thread ended).
+    crate::media::process::kill_all();
     log::info!("stopped in {} ms", t.elapsed().as_millis());
     crate::logging::flush();
     if stuck.is_empty() {
@@ -155,6 +157,7 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> s
         media,
         files: Files::default(),
     });
+    app.media.start_for(&app, supervisor)?;
     let http = HttpPool::start(app.clone(), supervisor)?;
     server::start_health_server(app.clone(), http.clone(), supervisor)?;
     let listener = ws::bind(&app)?;

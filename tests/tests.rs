@@ -6,5 +6,6 @@ mod cameras;
 mod config;
 mod docs;
 mod fake_mediamtx;
+mod media;
 mod mediamtx;
 mod server;

@@ -1,0 +1,188 @@
+//! Snapshot and recording latency, in-process with real ffmpeg (no hardware):
+//! - `start_recording` / `stop_recording` reply time for a virtual camera (direct ffmpeg);
+//! - `take_snapshot` of a virtual camera (lavfi tier) and from a running RTSP stream (GStreamer test server,
+//!   standing in for a ready MediaMTX path; skipped with a note when python3-gi is missing).
+//!
+//! Run: `cargo bench --bench media_latency` (env `MEDIA_BENCH_N`, default 30 iterations).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use camera_service::camera::{Camera, CameraStatus};
+use camera_service::config::{Config, VirtualCameraConfig};
+use camera_service::error::{Error, Result};
+use camera_service::files::Thresholds;
+use camera_service::lifecycle::{Shutdown, Supervisor};
+use camera_service::media::{CameraLookup, Deps, Media, StreamServer};
+use camera_service::mediamtx::PathMetrics;
+use camera_service::notify::Hub;
+use camera_service::status::Components;
+use serde_json::json;
+
+struct Cams(HashMap<String, Arc<Camera>>);
+impl CameraLookup for Cams {
+    fn get(&self, id: &str) -> Result<Arc<Camera>> {
+        self.0.get(id).cloned().ok_or_else(|| Error::CameraNotFound(id.into()))
+    }
+}
+
+/// A MediaMTX whose path is always ready (the RTSP server below plays the stream).
+struct ReadyPath(bool);
+impl StreamServer for ReadyPath {
+    fn enabled(&self) -> bool {
+        self.0
+    }
+    fn available(&self) -> bool {
+        self.0
+    }
+    fn path_metrics(&self, _: &str) -> Option<PathMetrics> {
+        Some(PathMetrics { ready: true, ..Default::default() })
+    }
+    fn ensure_path(&self, _: &str) -> Result<()> {
+        Ok(())
+    }
+    fn set_record(&self, _: &str, _: bool) -> Result<()> {
+        Ok(())
+    }
+    fn wait_ready(&self, _: &str, _: Duration) -> Result<()> {
+        Ok(())
+    }
+}
+
+fn camera() -> Camera {
+    Camera {
+        device: "virtual0".into(),
+        path_name: "virtual0".into(),
+        number: 0,
+        status: CameraStatus::Connected,
+        name: "T".into(),
+        identity: "virtual:0".into(),
+        serial: None,
+        bus_info: None,
+        driver: None,
+        is_virtual: true,
+        formats: vec![],
+        resolution: "640x480".into(),
+        fps: 15,
+        validation_status: "confirmed".into(),
+        error: None,
+        virtual_source: Some(VirtualCameraConfig {
+            name: "T".into(),
+            width: 640,
+            height: 480,
+            fps: 15,
+            pattern: "testsrc2".into(),
+        }),
+        input_format: None,
+    }
+}
+
+fn media(root: &std::path::Path, rtsp_port: Option<u16>, sup: &Supervisor) -> Media {
+    let mut config = Config::default();
+    config.mediamtx.enabled = rtsp_port.is_some();
+    config.mediamtx.host = "127.0.0.1".into();
+    config.mediamtx.rtsp_port = rtsp_port.unwrap_or(8554);
+    config.mediamtx.recordings_path = root.join("recordings");
+    config.mediamtx.snapshots_path = root.join("snapshots");
+    config.recording.segment_duration = 2;
+    config.present.insert("recording.segment_duration".into());
+    let deps = Deps {
+        config: Arc::new(config),
+        cameras: Arc::new(Cams(HashMap::from([("virtual0".to_string(), Arc::new(camera()))]))),
+        camera_events: crossbeam_channel::never(),
+        mediamtx: Arc::new(ReadyPath(rtsp_port.is_some())),
+        thresholds: Arc::new(|| Thresholds { warning: 98, critical: 99 }),
+        hub: Hub::new(),
+        components: Components::default(),
+    };
+    let m = Media::new();
+    m.launch(deps, sup).unwrap();
+    m
+}
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+fn ms(t: Instant) -> f64 {
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+fn report(name: &str, v: &mut [f64]) {
+    println!(
+        "{name:<40} n={:<3} p50 {:>7.1} ms  p99 {:>7.1} ms  max {:>7.1} ms",
+        v.len(),
+        pct(v, 0.5),
+        pct(v, 0.99),
+        pct(v, 1.0)
+    );
+}
+
+fn snapshots(m: &Media, n: usize, expect_tier: u64) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            let t = Instant::now();
+            let r = m.take_snapshot(&json!({"device": "virtual0"})).unwrap();
+            let took = ms(t);
+            assert_eq!(r["status"], "completed", "{r}");
+            assert_eq!(r["tier_used"], expect_tier, "{r}");
+            took
+        })
+        .collect()
+}
+
+fn main() {
+    let n: usize = std::env::var("MEDIA_BENCH_N").ok().and_then(|s| s.parse().ok()).unwrap_or(30);
+    let root = std::env::temp_dir().join(format!("media-bench-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let sup = Supervisor::new(Shutdown::new());
+    let m = media(&root.join("direct"), None, &sup);
+
+    let (mut start, mut stop) = (Vec::new(), Vec::new());
+    for _ in 0..n {
+        let t = Instant::now();
+        m.start_recording(&json!({"device": "virtual0"})).unwrap();
+        start.push(ms(t));
+        std::thread::sleep(Duration::from_millis(300));
+        let t = Instant::now();
+        m.stop_recording(&json!({"device": "virtual0"})).unwrap();
+        stop.push(ms(t));
+        // A new session within the same second would reuse the segment name stamp.
+        std::thread::sleep(Duration::from_millis(1000));
+    }
+    report("start_recording reply (virtual, direct)", &mut start);
+    report("stop_recording reply (virtual, direct)", &mut stop);
+    report("take_snapshot (virtual, lavfi tier 2)", &mut snapshots(&m, n, 2));
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/rtsp_test_server.py");
+    let server = Command::new("/usr/bin/python3")
+        .args([script, &port.to_string(), "/virtual0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    match server {
+        Ok(mut child) => {
+            let mut line = String::new();
+            let _ = BufReader::new(child.stdout.take().unwrap()).read_line(&mut line);
+            if line.starts_with("ready") {
+                let rtsp = media(&root.join("rtsp"), Some(port), &sup);
+                // Warm up: the shared GStreamer media starts with the first reader.
+                let _ = snapshots(&rtsp, 1, 1);
+                report("take_snapshot (RTSP stream ready, tier 1)", &mut snapshots(&rtsp, n, 1));
+            } else {
+                println!("take_snapshot (RTSP): SKIPPED - GStreamer RTSP server did not start (python3-gi missing?)");
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        Err(e) => println!("take_snapshot (RTSP): SKIPPED - cannot run /usr/bin/python3: {e}"),
+    }
+    sup.shutdown().trigger();
+    sup.join_all(Duration::from_secs(5));
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -1,0 +1,186 @@
+//! Recording files: where segments go, which of them belong to a session, and the ffmpeg command lines that write
+//! them (direct mode) or keep an on-demand MediaMTX stream alive (recorder mode).
+#![forbid(unsafe_code)]
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use crate::camera::Camera;
+use crate::config::Config;
+
+/// `<recordings_path>/<path>`: one directory per camera, as MediaMTX's `recordPath` `%path/%path_...` lays it out.
+pub fn session_dir(config: &Config, path_name: &str) -> PathBuf {
+    config.mediamtx.recordings_path.join(path_name)
+}
+
+fn is_segment_name(name: &str, path_name: &str) -> bool {
+    name.len() > path_name.len() + 1
+        && name.starts_with(path_name)
+        && name.as_bytes()[path_name.len()] == b'_'
+        && name.ends_with(".mp4")
+        && !name.starts_with('.')
+}
+
+/// Segment names present in `dir` now (taken at session start: anything that appears later is the session's).
+pub fn existing_segments(dir: &Path, path_name: &str) -> HashSet<String> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return HashSet::new();
+    };
+    rd.flatten().filter_map(|e| e.file_name().into_string().ok()).filter(|n| is_segment_name(n, path_name)).collect()
+}
+
+/// The session's segments: (name, size) sorted by name (the time stamp in the name sorts chronologically).
+/// A camera records one session at a time, so every segment file that was not there at start is this session's.
+pub fn session_files(dir: &Path, path_name: &str, preexisting: &HashSet<String>) -> Vec<(String, u64)> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut v: Vec<(String, u64)> = rd
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            if !is_segment_name(&name, path_name) || preexisting.contains(&name) {
+                return None;
+            }
+            let meta = e.metadata().ok()?;
+            meta.is_file().then_some((name, meta.len()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Whether an MP4 file has its `moov` box (a fragmented MP4 whose writer died before its first fragment is just an
+/// `ftyp`: no frames, not playable).
+pub fn has_moov(path: &Path) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return false;
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut pos = 0u64;
+    let mut head = [0u8; 16];
+    while pos + 8 <= len {
+        if f.seek(SeekFrom::Start(pos)).is_err() || f.read_exact(&mut head[..8]).is_err() {
+            return false;
+        }
+        if &head[4..8] == b"moov" {
+            return true;
+        }
+        let size = match u32::from_be_bytes(head[..4].try_into().unwrap()) as u64 {
+            1 if f.read_exact(&mut head[8..16]).is_ok() => u64::from_be_bytes(head[8..16].try_into().unwrap()),
+            0 | 1 => return false,
+            n => n,
+        };
+        if size < 8 {
+            return false;
+        }
+        pos += size;
+    }
+    false
+}
+
+/// Remove the session's segments that hold no frames (cut off before their first fragment), so no unplayable
+/// file is left behind or reported. Returns the names removed.
+pub fn prune_frameless(dir: &Path, path_name: &str, preexisting: &HashSet<String>) -> Vec<String> {
+    let mut removed = Vec::new();
+    for (name, _) in session_files(dir, path_name, preexisting) {
+        let p = dir.join(&name);
+        if !has_moov(&p) && std::fs::remove_file(&p).is_ok() {
+            removed.push(name);
+        }
+    }
+    removed
+}
+
+fn s(v: &[&str]) -> Vec<String> {
+    v.iter().map(|x| x.to_string()).collect()
+}
+
+/// ffmpeg input for a camera recorded directly: a paced lavfi source (decisions §7: virtual cameras are live), or
+/// the V4L2 device.
+pub fn direct_input(config: &Config, camera: &Camera) -> Vec<String> {
+    if let Some(v) = &camera.virtual_source {
+        let src = format!("{}=size={}x{}:rate={}", v.pattern, v.width, v.height, v.fps.max(1));
+        return s(&["-re", "-f", "lavfi", "-i", &src]);
+    }
+    let mut a = s(&["-f", "v4l2"]);
+    if let Some(f) = &camera.input_format {
+        a.extend(s(&["-input_format", f]));
+    }
+    if camera.resolution.contains('x') {
+        a.extend(s(&["-video_size", &camera.resolution]));
+    }
+    if camera.fps > 0 {
+        a.extend(s(&["-framerate", &camera.fps.to_string()]));
+    }
+    let node = config.camera.device_dir.join(format!("video{}", camera.number));
+    a.extend(s(&["-i", &node.to_string_lossy()]));
+    a
+}
+
+/// The complete direct-mode recording command: H.264 into the segment muxer with fragmented MP4, so a segment cut
+/// off by SIGKILL or a crash stays playable up to its last fragment. `-t` sits before the output (D23).
+pub fn direct_args(config: &Config, camera: &Camera, dir: &Path, duration: Option<u64>) -> Vec<String> {
+    let fps = camera.virtual_source.as_ref().map(|v| v.fps).unwrap_or(camera.fps).max(1);
+    let mut a = s(&["-hide_banner", "-loglevel", "error", "-nostdin"]);
+    a.extend(direct_input(config, camera));
+    if let Some(d) = duration {
+        a.extend(s(&["-t", &d.to_string()]));
+    }
+    // A key frame every second so short segments really rotate on time.
+    a.extend(s(&["-an", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p"]));
+    a.extend(s(&["-g", &fps.to_string(), "-keyint_min", &fps.to_string(), "-sc_threshold", "0"]));
+    a.extend(s(&["-f", "segment", "-segment_time", &config.segment_seconds().max(1).to_string()]));
+    a.extend(s(&["-segment_format", "mp4"]));
+    a.extend(s(&["-segment_format_options", "movflags=+frag_keyframe+empty_moov+default_base_moof"]));
+    a.extend(s(&["-reset_timestamps", "1", "-strftime", "1"]));
+    let pattern = dir.join(format!("{}_%Y-%m-%d_%H-%M-%S.mp4", camera.path_name));
+    a.push(pattern.to_string_lossy().into_owned());
+    a
+}
+
+/// `rtsp://<mediamtx.host>:<rtsp_port>/<path>`, the daemon's own view of a stream (not a client URL).
+pub fn rtsp_url(config: &Config, path_name: &str) -> String {
+    format!("rtsp://{}:{}/{}", config.mediamtx.host, config.mediamtx.rtsp_port, path_name)
+}
+
+/// A reader that keeps an on-demand path published while MediaMTX records it (the recorder is not a reader).
+pub fn keepalive_args(config: &Config, path_name: &str) -> Vec<String> {
+    let url = rtsp_url(config, path_name);
+    s(&["-hide_banner", "-loglevel", "error", "-nostdin", "-rtsp_transport", "tcp", "-i", &url, "-c", "copy"])
+        .into_iter()
+        .chain(s(&["-f", "null", "-"]))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_files_skip_preexisting_and_foreign_names() {
+        let dir = std::env::temp_dir().join(format!("media-seg-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for n in ["virtual0_2025-01-01_00-00-00.mp4", "virtual0_2025-01-01_00-00-02.mp4", "other.mp4", ".x.mp4"] {
+            std::fs::write(dir.join(n), b"abc").unwrap();
+        }
+        let pre = existing_segments(&dir, "virtual0");
+        assert_eq!(pre.len(), 2);
+        std::fs::write(dir.join("virtual0_2025-01-01_00-00-04.mp4"), b"abcd").unwrap();
+        std::fs::write(dir.join("virtual00_2025-01-01_00-00-04.mp4"), b"abcd").unwrap();
+        let files = session_files(&dir, "virtual0", &pre);
+        assert_eq!(files, vec![("virtual0_2025-01-01_00-00-04.mp4".to_string(), 4)]);
+        std::fs::write(dir.join("virtual0_2025-01-01_00-00-06.mp4"), b"\0\0\0\x08ftyp").unwrap();
+        let mut ok = b"\0\0\0\x08ftyp\0\0\0\x08moov".to_vec();
+        ok.extend_from_slice(b"trailing");
+        std::fs::write(dir.join("virtual0_2025-01-01_00-00-08.mp4"), ok).unwrap();
+        assert_eq!(
+            prune_frameless(&dir, "virtual0", &pre),
+            ["virtual0_2025-01-01_00-00-04.mp4", "virtual0_2025-01-01_00-00-06.mp4"]
+        );
+        assert_eq!(session_files(&dir, "virtual0", &pre).len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
