@@ -354,3 +354,85 @@ fn version_names_the_commit() {
     assert!(out.status.success());
     assert!(text.contains(env!("CARGO_PKG_VERSION")) && text.contains("commit"), "{text}");
 }
+
+/// `mknod <dir>/video<n> c 81 <n>`: on a machine without a V4L2 driver the node cannot be opened, so the camera
+/// monitor lists it as ERROR and announces it; removing it announces DISCONNECTED. Needs root (as CI runs).
+fn plug_unopenable(dir: &std::path::Path, n: u32) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let path = dir.join(format!("video{n}"));
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a valid NUL-terminated path.
+    unsafe { libc::mknod(c.as_ptr(), libc::S_IFCHR | 0o660, libc::makedev(81, n)) == 0 }
+}
+
+#[test]
+fn a_notification_reaches_100_idle_clients_and_only_authenticated_ones() {
+    let d = Daemon::start();
+    let mut clients: Vec<Client> = (0..100).map(|_| d.client_as("viewer")).collect();
+    let mut anonymous = d.client();
+    if !plug_unopenable(&d.path("dev"), 3) {
+        eprintln!("skipped: mknod needs root");
+        return;
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        let n = c.wait_notification("camera_status_update", Duration::from_secs(10), |p| p["device"] == "/dev/video3");
+        let n = n.unwrap_or_else(|| panic!("client {i} got no notification"));
+        assert_eq!(n["params"]["status"], "ERROR");
+        assert!(n.get("id").is_none());
+    }
+    assert!(anonymous.recv_timeout(Duration::from_millis(500)).is_none(), "unauthenticated clients get nothing");
+}
+
+#[test]
+fn a_client_that_stops_reading_is_disconnected_and_others_go_on() {
+    let d = Daemon::builder()
+        .yaml("notifications:\n  websocket:\n    max_queue_size: 8\n    delivery_timeout: 0.5")
+        .yaml("server:\n  max_message_size: 4096\n  max_frame_size: 4096")
+        .start();
+    // The slow client: a tiny receive buffer and it never reads.
+    let slow = {
+        let s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+        let v: libc::c_int = 4096;
+        // SAFETY: valid fd and option value.
+        unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&s),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUF,
+                (&v as *const libc::c_int).cast(),
+                4,
+            )
+        };
+        let (mut ws, _) = tungstenite::client(d.url(), s).unwrap();
+        ws.send(Message::text(
+            json!({"jsonrpc":"2.0","method":"authenticate","params":{"auth_token":token("viewer",600)},"id":1})
+                .to_string(),
+        ))
+        .unwrap();
+        let _ = ws.read().unwrap();
+        ws
+    };
+    let mut good = d.client_as("admin");
+    let dev = d.path("dev");
+    for round in 0..400u32 {
+        if !plug_unopenable(&dev, 3) {
+            eprintln!("skipped: mknod needs root");
+            return;
+        }
+        good.wait_notification("camera_status_update", Duration::from_secs(10), |p| p["status"] == "ERROR")
+            .unwrap_or_else(|| panic!("round {round}: no ERROR notification"));
+        std::fs::remove_file(dev.join("video3")).unwrap();
+        good.wait_notification("camera_status_update", Duration::from_secs(10), |p| p["status"] == "DISCONNECTED")
+            .unwrap_or_else(|| panic!("round {round}: no DISCONNECTED notification"));
+        if round % 50 == 49 {
+            let m = good.ok("get_metrics", Value::Null);
+            if m["dropped_slow_clients"].as_u64().unwrap_or(0) >= 1 {
+                assert_eq!(m["active_connections"], 1, "only the good client is left: {m}");
+                assert_eq!(good.ok("ping", Value::Null), "pong");
+                drop(slow);
+                return;
+            }
+        }
+    }
+    panic!("the slow client was never disconnected");
+}

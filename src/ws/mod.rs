@@ -29,6 +29,11 @@ use crate::rpc::dispatch::{ConnFacts, Outcome, Work};
 use crate::status::State;
 use worker::{Msg, WorkerHandle};
 
+/// Kernel send buffer per WebSocket connection. Bounding it (instead of letting TCP autotune up to megabytes) bounds
+/// what a client that stopped reading can pin in memory; together with tungstenite's bounded write buffer it is
+/// the per-connection outbound queue, and a client that fills it is disconnected.
+const SEND_BUFFER: usize = 64 * 1024;
+
 /// A blocking handler's work, run on the job pool.
 pub(crate) struct Job {
     worker: WorkerHandle,
@@ -97,6 +102,7 @@ fn accept_loop(app: &App, listener: &TcpListener, workers: &[WorkerHandle], shut
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
+                    poll::set_send_buffer(stream.as_raw_fd(), SEND_BUFFER);
                     app.metrics.total_connections.fetch_add(1, Relaxed);
                     workers[next % workers.len()].send(Msg::Accept(stream));
                     next = next.wrapping_add(1);

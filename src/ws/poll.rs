@@ -112,3 +112,18 @@ pub fn wait_readable(fd: RawFd, timeout: Duration) -> bool {
     let n = unsafe { libc::poll(&mut p, 1, timeout.as_millis().min(i32::MAX as u128) as i32) };
     n > 0 && p.revents & libc::POLLIN != 0
 }
+
+/// Set `SO_SNDBUF` (best effort: the kernel clamps it to its limits).
+pub fn set_send_buffer(fd: RawFd, bytes: usize) {
+    let v = bytes.min(i32::MAX as usize) as libc::c_int;
+    // SAFETY: passes a pointer to a valid c_int and its size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&v as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+}

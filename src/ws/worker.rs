@@ -35,6 +35,8 @@ const TICK: Duration = Duration::from_millis(500);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// After we send a close frame, the peer has this long to answer it.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Replies are collected up to this size before a write (one syscall per batch of pipelined requests).
+const WRITE_BATCH: usize = 16 * 1024;
 /// Initial tungstenite read buffer: small, because an idle connection should cost little (it grows when needed).
 const READ_BUFFER: usize = 1024;
 
@@ -96,8 +98,8 @@ impl Worker {
         let queue_bytes = app.config.notifications.websocket.max_queue_size.saturating_mul(1024);
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
-            .write_buffer_size(64 * 1024)
-            .max_write_buffer_size(queue_bytes.max(2 * s.max_message_size).max(128 * 1024))
+            .write_buffer_size(WRITE_BATCH)
+            .max_write_buffer_size(queue_bytes.max(2 * s.max_message_size).max(2 * WRITE_BATCH))
             .max_message_size(Some(s.max_message_size))
             .max_frame_size(Some(s.max_frame_size));
         let worker = Worker {
