@@ -32,6 +32,20 @@ pub fn run(loaded: Loaded) -> i32 {
             let _ = sig_tx.send(sig);
         }
     });
+    // File management: persisted thresholds/retention policy, and the `retention` thread (issue 8).
+    let _files = match crate::files::Files::start(
+        config.clone(),
+        crate::media::Media::default(),
+        crate::notify::Hub::new(),
+        crate::status::Components::default(),
+        &supervisor,
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            log::error!("cannot start file management: {e}");
+            return EXIT_FATAL;
+        }
+    };
     log::info!("camera-service {} started (config {:?})", crate::VERSION, config.server.port);
     let code = crossbeam_channel::select! {
         recv(sig_rx) -> sig => { log::info!("signal {:?}: stopping", sig.ok()); EXIT_OK }

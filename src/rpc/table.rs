@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use super::Method;
 
 /// Each component's method slice. Names not listed here answer -32601 like any unknown method.
-fn slices() -> [&'static [Method]; 0] {
-    []
+fn slices() -> [&'static [Method]; 1] {
+    [crate::files::rpc::METHODS]
 }
 
 /// All registered methods, looked up by name.
