@@ -1,3 +1,4 @@
 //! One integration-test binary (build and link cost paid once); modules are sibling files.
 
+mod files;
 mod support;

@@ -201,7 +201,12 @@ fn scan_dir(dir: &Path, out: &mut Vec<Arc<Entry>>, collect_dirs: bool) -> io::Re
 }
 
 /// One page of `entries` without the names in `exclude`; returns the page and the total after exclusion.
-pub fn page(entries: &[Arc<Entry>], exclude: &HashSet<String>, offset: usize, limit: usize) -> (Vec<Arc<Entry>>, usize) {
+pub fn page(
+    entries: &[Arc<Entry>],
+    exclude: &HashSet<String>,
+    offset: usize,
+    limit: usize,
+) -> (Vec<Arc<Entry>>, usize) {
     if exclude.is_empty() {
         let page = entries.iter().skip(offset).take(limit).cloned().collect();
         return (page, entries.len());

@@ -274,11 +274,7 @@ fn summarize(movie: &Movie) -> MediaInfo {
         }
     }
     let video = movie.tracks.values().filter(|t| t.width > 0 && t.height > 0).min_by_key(|t| (!t.video, t.id));
-    MediaInfo {
-        duration_secs: Some(best),
-        width: video.map(|t| t.width),
-        height: video.map(|t| t.height),
-    }
+    MediaInfo { duration_secs: Some(best), width: video.map(|t| t.width), height: video.map(|t| t.height) }
 }
 
 /// Pixel size of a JPEG (SOFn marker) or PNG (IHDR) image.

@@ -13,6 +13,7 @@ mod retention;
 pub mod rpc;
 mod state;
 
+use std::collections::HashSet;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -47,9 +48,12 @@ pub struct Files {
     inner: Arc<Inner>,
 }
 
+/// Where the names of files being recorded come from (the media component; tests inject their own).
+pub type ActiveFiles = Arc<dyn Fn() -> HashSet<String> + Send + Sync>;
+
 struct Inner {
     config: Arc<Config>,
-    media: Media,
+    active: ActiveFiles,
     recordings: listing::DirIndex,
     snapshots: listing::DirIndex,
     thresholds: RwLock<Thresholds>,
@@ -64,19 +68,25 @@ struct Inner {
 }
 
 impl Default for Files {
-    /// An in-memory handle over the default configuration (tests and tools; the daemon uses [`Files::start`]).
+    /// An in-memory handle over the default configuration with no active recordings (tests and tools; the daemon
+    /// uses [`Files::start`]).
     fn default() -> Self {
-        Files::build(Arc::new(Config::default()), Media::default(), false)
+        Files::build(Arc::new(Config::default()), Arc::new(HashSet::new), false)
     }
 }
 
 impl Files {
     /// A handle with persisted settings loaded from `<state_dir>`, without the retention thread.
     pub fn new(config: Arc<Config>, media: Media) -> Files {
-        Files::build(config, media, true)
+        Files::build(config, Arc::new(move || media.active_files()), true)
     }
 
-    fn build(config: Arc<Config>, media: Media, persist: bool) -> Files {
+    /// Like [`Files::new`] with another source of active file names (the narrow seam tests use).
+    pub fn with_active_files(config: Arc<Config>, active: ActiveFiles) -> Files {
+        Files::build(config, active, true)
+    }
+
+    fn build(config: Arc<Config>, active: ActiveFiles, persist: bool) -> Files {
         let rec = &config.recording;
         let mut thresholds = Thresholds { warning: rec.storage_warn_percent, critical: rec.storage_block_percent };
         let mut policy = None;
@@ -98,7 +108,7 @@ impl Files {
             recordings: listing::DirIndex::new(config.mediamtx.recordings_path.clone()),
             snapshots: listing::DirIndex::new(config.mediamtx.snapshots_path.clone()),
             config,
-            media,
+            active,
             thresholds: RwLock::new(thresholds),
             policy: RwLock::new(policy),
             sizes: Mutex::new(None),
@@ -186,8 +196,8 @@ impl Files {
     }
 
     /// Names a running recording is writing.
-    pub fn active_files(&self) -> std::collections::HashSet<String> {
-        self.inner.media.active_files()
+    pub fn active_files(&self) -> HashSet<String> {
+        (self.inner.active)()
     }
 
     /// Recursive sizes of the recordings and snapshots directories, recomputed at most every minute.

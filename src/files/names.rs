@@ -75,7 +75,7 @@ pub fn resolve(dir: &Path, name: &str) -> io::Result<Lookup> {
 fn examine(root: &Path, candidate: &Path) -> io::Result<Lookup> {
     let meta = match fs::symlink_metadata(candidate) {
         Ok(m) => m,
-        Err(e) if e.kind() == io::ErrorKind::NotFound || e.kind() == io::ErrorKind::NotADirectory => {
+        Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => {
             return Ok(Lookup::Missing)
         }
         Err(e) => return Err(e),

@@ -48,7 +48,12 @@ pub fn rules(config: &Config, policy: Option<&RetentionPolicy>, scheduled: bool)
         PolicyType::Manual => Some(config_rules(config, false)),
         PolicyType::Age => {
             let age = Duration::from_secs_f64(p.max_age_days.unwrap_or(0.0).max(0.0) * DAY);
-            Some(Rules { recordings_max_age: Some(age), snapshots_max_age: Some(age), snapshots_max_count: count, ..Rules::default() })
+            Some(Rules {
+                recordings_max_age: Some(age),
+                snapshots_max_age: Some(age),
+                snapshots_max_count: count,
+                ..Rules::default()
+            })
         }
         PolicyType::Size => {
             let bytes = (p.max_size_gb.unwrap_or(0.0).max(0.0) * GIB) as u64;
@@ -61,7 +66,8 @@ fn config_rules(config: &Config, scheduled: bool) -> Rules {
     let (rec, snap) = (&config.recording, &config.snapshots);
     let mut r = Rules::default();
     if rec.auto_cleanup || !scheduled {
-        r.recordings_max_age = (rec.cleanup_after_days > 0).then(|| Duration::from_secs(rec.cleanup_after_days * 86_400));
+        r.recordings_max_age =
+            (rec.cleanup_after_days > 0).then(|| Duration::from_secs(rec.cleanup_after_days * 86_400));
         r.max_bytes = Some((rec.max_size, false));
     }
     if snap.auto_cleanup || !scheduled {
@@ -106,8 +112,12 @@ fn select(files: &[Candidate], rules: &Rules, now: SystemTime) -> Vec<(usize, &'
     }
     if let Some((budget, with_snapshots)) = rules.max_bytes {
         let in_scope = |c: &Candidate| c.kind == FileKind::Recording || with_snapshots;
-        let mut total: u64 =
-            files.iter().enumerate().filter(|(i, c)| doomed[*i].is_none() && in_scope(c)).map(|(_, c)| c.entry.size).sum();
+        let mut total: u64 = files
+            .iter()
+            .enumerate()
+            .filter(|(i, c)| doomed[*i].is_none() && in_scope(c))
+            .map(|(_, c)| c.entry.size)
+            .sum();
         for (i, c) in files.iter().enumerate() {
             if total <= budget {
                 break;

@@ -53,7 +53,9 @@ pub struct StoredThresholds {
 /// Reads `<dir>/<file>`; `Ok(None)` when absent. A corrupt file is an error the caller logs (and then ignores).
 pub fn load<T: DeserializeOwned>(dir: &Path, file: &str) -> io::Result<Option<T>> {
     match fs::read(dir.join(file)) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
