@@ -10,6 +10,7 @@ use crate::files::Files;
 use crate::lifecycle::Shutdown;
 use crate::media::Media;
 use crate::mediamtx::MediaMtx;
+use crate::metrics::Metrics;
 use crate::notify::Hub;
 use crate::status::Components;
 
@@ -23,6 +24,7 @@ pub struct App {
     pub shutdown: Shutdown,
     pub components: Components,
     pub auth: Authenticator,
+    pub metrics: Arc<Metrics>,
     pub cameras: Cameras,
     pub mediamtx: MediaMtx,
     pub media: Media,

@@ -1,63 +1,146 @@
-//! The daemon's life: start components in order, wait for a signal or a component failure, stop in reverse.
+//! The daemon's life: start components in order, open the WebSocket port last (decisions §1: scripts wait for
+//! it), wait for a signal or a component failure, stop in reverse within the shutdown budget.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use crate::config::Loaded;
+use crate::app::App;
+use crate::auth::Authenticator;
+use crate::camera::Cameras;
+use crate::config::{Config, Loaded};
+use crate::files::Files;
+use crate::http::server::{self, HttpPool};
 use crate::lifecycle::{Shutdown, Supervisor};
+use crate::media::Media;
+use crate::mediamtx::MediaMtx;
+use crate::metrics::Metrics;
+use crate::notify::Hub;
+use crate::rpc::table;
+use crate::status::Components;
+use crate::ws;
 
 /// Exit codes (decisions §1).
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FATAL: i32 = 1;
 pub const EXIT_CONFIG: i32 = 2;
 
+/// Shutdown budget without running recordings (decisions §7: < 2 s) and with them (≤ 5 s).
+const STOP_BUDGET: Duration = Duration::from_millis(1800);
+const STOP_BUDGET_RECORDING: Duration = Duration::from_millis(4800);
+
 /// Run until SIGTERM/SIGINT. Returns the process exit code.
 pub fn run(loaded: Loaded) -> i32 {
     let config = Arc::new(loaded.config);
-    let shutdown = Shutdown::new();
-    let supervisor = Supervisor::new(shutdown.clone());
-    let (sig_tx, sig_rx) = crossbeam_channel::bounded::<i32>(4);
-    let mut signals = match signal_hook::iterator::Signals::new([SIGTERM, SIGINT]) {
+    let auth = match Authenticator::from_config(&config) {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("{e}");
+            return EXIT_CONFIG;
+        }
+    };
+    if let Err(e) = prepare_dirs(&config) {
+        log::error!("{e}");
+        return EXIT_FATAL;
+    }
+    let supervisor = Supervisor::new(Shutdown::new());
+    // Signals first, so a SIGTERM during start-up is not lost.
+    let (sig_rx, signals) = match watch_signals() {
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot install signal handlers: {e}");
             return EXIT_FATAL;
         }
     };
-    let handle = signals.handle();
-    let _ = std::thread::Builder::new().name("signals".into()).spawn(move || {
-        for sig in signals.forever() {
-            let _ = sig_tx.send(sig);
-        }
-    });
-    // File management: persisted thresholds/retention policy, and the `retention` thread (issue 8).
-    #[allow(clippy::default_constructed_unit_structs)] // Media gets fields with issue 7; the lead wires the real one.
-    let _files = match crate::files::Files::start(
-        config.clone(),
-        crate::media::Media::default(),
-        crate::notify::Hub::new(),
-        crate::status::Components::default(),
-        &supervisor,
-    ) {
-        Ok(f) => f,
+    let app = match start(config, auth, &supervisor) {
+        Ok(app) => app,
         Err(e) => {
-            log::error!("cannot start file management: {e}");
+            log::error!("start-up failed: {e}");
+            supervisor.shutdown().trigger();
+            supervisor.join_all(STOP_BUDGET);
             return EXIT_FATAL;
         }
     };
-    log::info!("camera-service {} started (config {:?})", crate::VERSION, config.server.port);
+    log::info!(
+        "camera-service {} ({}) ready on ws://{}:{}{}",
+        crate::VERSION,
+        crate::GIT_COMMIT,
+        app.config.server.host,
+        app.config.server.port,
+        app.config.server.websocket_path
+    );
     let code = crossbeam_channel::select! {
-        recv(sig_rx) -> sig => { log::info!("signal {:?}: stopping", sig.ok()); EXIT_OK }
-        recv(supervisor.failures()) -> f => { log::error!("stopping after failure: {:?}", f.ok()); EXIT_FATAL }
+        recv(sig_rx) -> sig => { log::info!("signal {}: stopping", sig.unwrap_or(0)); EXIT_OK }
+        recv(supervisor.failures()) -> f => {
+            if let Ok(f) = f { log::error!("stopping: thread {} failed: {}", f.thread, f.message); }
+            EXIT_FATAL
+        }
     };
-    shutdown.trigger();
-    handle.close();
-    let stuck = supervisor.join_all(Duration::from_secs(2));
+    let t = Instant::now();
+    let budget = if app.media.recording_count() > 0 { STOP_BUDGET_RECORDING } else { STOP_BUDGET };
+    supervisor.shutdown().trigger();
+    signals.close();
+    let stuck = supervisor.join_all(budget);
+    log::info!("stopped in {} ms", t.elapsed().as_millis());
+    crate::logging::flush();
     if stuck.is_empty() {
         code
     } else {
         EXIT_FATAL
     }
+}
+
+type SignalHandle = signal_hook::iterator::Handle;
+
+fn watch_signals() -> std::io::Result<(crossbeam_channel::Receiver<i32>, SignalHandle)> {
+    let (tx, rx) = crossbeam_channel::bounded::<i32>(4);
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    let handle = signals.handle();
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for sig in signals.forever() {
+            let _ = tx.try_send(sig);
+        }
+    })?;
+    Ok((rx, handle))
+}
+
+/// Data directories must exist and be writable before anything records into them.
+fn prepare_dirs(config: &Config) -> Result<(), String> {
+    for dir in [&config.mediamtx.recordings_path, &config.mediamtx.snapshots_path, &config.state_dir] {
+        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Start every component, in order, and open the WebSocket port last.
+#[allow(clippy::default_constructed_unit_structs)]
+fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> std::io::Result<Arc<App>> {
+    let hub = Hub::new();
+    let components = Components::default();
+    let names: Vec<&'static str> = table::all().iter().map(|m| m.name).collect();
+    let media = Media::default();
+    let files = Files::start(config.clone(), media.clone(), hub.clone(), components.clone(), supervisor)?;
+    let app = Arc::new(App {
+        config: config.clone(),
+        started: Instant::now(),
+        started_at: SystemTime::now(),
+        hub,
+        shutdown: supervisor.shutdown().clone(),
+        components,
+        auth,
+        metrics: Arc::new(Metrics::new(&names)),
+        cameras: Cameras::default(),
+        mediamtx: MediaMtx::default(),
+        media,
+        files,
+    });
+    if !config.mediamtx.enabled {
+        app.components.set("mediamtx", crate::status::State::Disabled, "mediamtx.enabled: false");
+    }
+    let http = HttpPool::start(app.clone(), supervisor)?;
+    server::start_health_server(app.clone(), http.clone(), supervisor)?;
+    let listener = ws::bind(&app)?;
+    ws::start(app.clone(), listener, http, supervisor)?;
+    Ok(app)
 }

@@ -14,11 +14,13 @@ pub mod lifecycle;
 pub mod logging;
 pub mod media;
 pub mod mediamtx;
+pub mod metrics;
 pub mod notify;
 pub mod rpc;
 pub mod status;
 pub mod streams;
 pub mod timefmt;
+pub mod ws;
 
 /// Crate version and the git commit it was built from.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -45,3 +45,8 @@ pub fn init(cfg: &LoggingConfig) -> Result<(), String> {
     let _ = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).try_init();
     Ok(())
 }
+
+/// Write out buffered log lines (shutdown).
+pub fn flush() {
+    log::logger().flush();
+}

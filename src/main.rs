@@ -2,6 +2,7 @@
 
 use std::process::ExitCode;
 
+use camera_service::auth::Authenticator;
 use camera_service::cli::{self, Command};
 use camera_service::config::{self, LoadOptions};
 use camera_service::daemon::{self, EXIT_CONFIG, EXIT_FATAL};
@@ -20,6 +21,13 @@ fn main() -> ExitCode {
 
 fn load(config: Option<std::path::PathBuf>, strict: bool) -> Result<config::Loaded, i32> {
     config::load(&LoadOptions { path: config, strict }).map_err(|e| {
+        eprintln!("{e}");
+        EXIT_CONFIG
+    })
+}
+
+fn authenticator(loaded: config::Loaded) -> Result<Authenticator, i32> {
+    Authenticator::from_config(&loaded.config).map_err(|e| {
         eprintln!("{e}");
         EXIT_CONFIG
     })
@@ -62,9 +70,30 @@ fn run(command: Command) -> i32 {
             }
             daemon::run(loaded)
         }
-        Command::Token { .. } | Command::ApiKeyCreate { .. } => {
-            eprintln!("camera-service: this command arrives with the authentication module");
-            EXIT_FATAL
-        }
+        Command::Token { config, role, user, ttl } => match load(config, false).and_then(authenticator) {
+            Ok(auth) => {
+                println!("{}", auth.issue(&user, role, ttl));
+                0
+            }
+            Err(code) => code,
+        },
+        Command::ApiKeyCreate { config, role, name } => match load(config, false).and_then(authenticator) {
+            Ok(auth) => match auth.api_keys().create(role, &name) {
+                Ok((key, record)) => {
+                    println!("{key}");
+                    eprintln!(
+                        "API key {} ({role}) stored as a hash in {}; this is the only time the key is shown.",
+                        record.key_id,
+                        auth.api_keys().path().display()
+                    );
+                    0
+                }
+                Err(e) => {
+                    eprintln!("cannot store the API key in {}: {e}", auth.api_keys().path().display());
+                    EXIT_FATAL
+                }
+            },
+            Err(code) => code,
+        },
     }
 }

@@ -1,4 +1,5 @@
 //! One integration-test binary (build and link cost paid once); modules are sibling files.
 
 mod files;
+mod server;
 mod support;

@@ -1,8 +1,23 @@
-//! Authentication and authorization: JWT, API keys, roles, per-connection sessions, rate limits.
+//! Authentication and authorization: JWT, API keys, roles, per-connection sessions, rate limits (api.md §2,
+//! decisions §4).
 
+pub mod apikeys;
+pub mod jwt;
 mod role;
+pub mod session;
+
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 pub use role::Role;
+pub use session::Session;
+
+use crate::config::Config;
+use apikeys::ApiKeys;
+use jwt::JwtKeys;
 
 /// Who a credential belongs to.
 #[derive(Debug, Clone, PartialEq)]
@@ -15,18 +30,129 @@ pub struct Identity {
     pub expires_at: Option<i64>,
 }
 
-/// Verifies JWTs and API keys. (Placeholder until the JSON-RPC server issue; the signatures are the contract.)
-#[derive(Clone, Default)]
-pub struct Authenticator;
+/// Failure texts of `authenticate` (api.md §2.5).
+pub const JWT_FAILED: &str = "Invalid or expired JWT token";
+pub const API_KEY_FAILED: &str = "Invalid or expired API key";
+pub const UNKNOWN_TYPE_FAILED: &str = "Invalid authentication token";
+
+/// Verifies JWTs and API keys. Cheap to clone.
+#[derive(Clone)]
+pub struct Authenticator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    jwt: JwtKeys,
+    api_keys: ApiKeys,
+    rate_per_minute: u64,
+}
 
 impl Authenticator {
+    /// Build from configuration: resolves the JWT secret (decisions §2) and opens the API key store.
+    pub fn from_config(config: &Config) -> Result<Authenticator, String> {
+        let secret = resolve_secret(config)?;
+        Ok(Authenticator::new(
+            secret.as_bytes(),
+            config.security.api_keys.storage_file.clone(),
+            config.security.rate_limiting.requests_per_minute,
+        ))
+    }
+
+    pub fn new(secret: &[u8], api_keys_path: PathBuf, rate_per_minute: u64) -> Authenticator {
+        Authenticator {
+            inner: Arc::new(Inner {
+                jwt: JwtKeys::new(secret),
+                api_keys: ApiKeys::new(api_keys_path),
+                rate_per_minute,
+            }),
+        }
+    }
+
     /// A raw JWT (as in `Authorization: Bearer <jwt>`).
-    pub fn verify_jwt(&self, _token: &str) -> Option<Identity> {
-        None
+    pub fn verify_jwt(&self, token: &str) -> Option<Identity> {
+        self.inner.jwt.verify(token)
     }
 
     /// An API key (as in `X-API-Key`).
-    pub fn verify_api_key(&self, _key: &str) -> Option<Identity> {
-        None
+    pub fn verify_api_key(&self, key: &str) -> Option<Identity> {
+        self.inner.api_keys.verify(key)
     }
+
+    /// `authenticate` semantics: `auth_type` jwt / api_key / auto (JWT, then API key); the error is the
+    /// Python reason text.
+    pub fn authenticate(&self, token: &str, auth_type: Option<&str>) -> Result<Identity, &'static str> {
+        match auth_type.unwrap_or("auto") {
+            "jwt" => self.verify_jwt(token).ok_or(JWT_FAILED),
+            "api_key" => self.verify_api_key(token).ok_or(API_KEY_FAILED),
+            "auto" => self.verify_jwt(token).or_else(|| self.verify_api_key(token)).ok_or(JWT_FAILED),
+            _ => self.verify_jwt(token).or_else(|| self.verify_api_key(token)).ok_or(UNKNOWN_TYPE_FAILED),
+        }
+    }
+
+    /// HTTP credentials: `Authorization: Bearer <jwt>` or `X-API-Key: <key>`.
+    pub fn verify_http(&self, req: &crate::http::Request) -> Option<Identity> {
+        if let Some(auth) = req.header("authorization") {
+            let token = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")).unwrap_or(auth).trim();
+            if let Some(id) = self.verify_jwt(token) {
+                return Some(id);
+            }
+        }
+        req.header("x-api-key").and_then(|k| self.verify_api_key(k.trim()))
+    }
+
+    pub fn rate_per_minute(&self) -> u64 {
+        self.inner.rate_per_minute
+    }
+
+    /// Issue a token (the `token` CLI command).
+    pub fn issue(&self, user: &str, role: Role, ttl_secs: u64) -> String {
+        self.inner.jwt.issue(user, role, ttl_secs)
+    }
+
+    pub fn api_keys(&self) -> &ApiKeys {
+        &self.inner.api_keys
+    }
+}
+
+/// `CAMERA_SERVICE_JWT_SECRET` / `security.jwt.secret_key` (the loader maps the env var onto the key); else
+/// `<state_dir>/jwt_secret`; else 32 random bytes written there with mode 0600 and a WARN. Never a built-in default.
+fn resolve_secret(config: &Config) -> Result<String, String> {
+    if let Some(s) = config.security.jwt.secret_key.as_deref() {
+        if s.trim().is_empty() {
+            return Err("security.jwt.secret_key: the JWT secret must not be empty".into());
+        }
+        return Ok(s.to_string());
+    }
+    let path = config.state_dir.join("jwt_secret");
+    match fs::read_to_string(&path) {
+        Ok(s) if !s.trim().is_empty() => return Ok(s.trim().to_string()),
+        Ok(_) => return Err(format!("{}: JWT secret file is empty", path.display())),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(format!("{}: cannot read JWT secret: {e}", path.display()))
+        }
+        Err(_) => {}
+    }
+    let secret = generate_secret(&path)?;
+    log::warn!(
+        "no JWT secret configured: generated one in {} (set CAMERA_SERVICE_JWT_SECRET to choose your own)",
+        path.display()
+    );
+    Ok(secret)
+}
+
+fn generate_secret(path: &Path) -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    crate::ids::random_bytes(&mut bytes);
+    let secret = crate::ids::hex(&bytes);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("{}: cannot write JWT secret: {e}", path.display()))?;
+    f.write_all(secret.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(secret)
 }

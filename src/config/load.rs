@@ -37,6 +37,17 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, ConfigError> {
         return Ok(Loaded { config: Config::default(), source: None, warnings: vec![] });
     };
     let text = std::fs::read_to_string(&path).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
-    let config: Config = serde_norway::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    let mut config: Config =
+        serde_norway::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", path.display())))?;
+    if let Ok(v) = std::env::var("CAMERA_SERVICE_JWT_SECRET") {
+        config.security.jwt.secret_key = Some(v);
+    }
+    if let Ok(v) = std::env::var("CAMERA_SERVICE_API_KEYS_PATH") {
+        config.security.api_keys.storage_file = v.into();
+    }
+    if let Ok(v) = std::env::var("CAMERA_SERVICE_RATE_RPM") {
+        config.security.rate_limiting.requests_per_minute =
+            v.parse().map_err(|_| ConfigError(format!("CAMERA_SERVICE_RATE_RPM: expected an integer, got {v:?}")))?;
+    }
     Ok(Loaded { config, source: Some(path), warnings: vec![] })
 }

@@ -429,7 +429,7 @@ impl ByteSize {
             _ => (t, 1),
         };
         let n: f64 = num.trim().parse().ok()?;
-        (n.is_finite() && n >= 0.0).then(|| ByteSize((n * mult as f64) as u64))
+        (n.is_finite() && n >= 0.0).then_some(ByteSize((n * mult as f64) as u64))
     }
 }
 

@@ -71,8 +71,7 @@ pub fn respond_with(files: &Files, req: &Request, verify: impl Fn(Credential) ->
     let base = Response { status: 200, headers: Vec::new(), body: Body::Bytes(Vec::new()) }
         .with_header("Content-Type", content_type(kind, name))
         .with_header("Content-Disposition", disposition(name))
-        .with_header("Accept-Ranges", "bytes")
-        .with_header("Cache-Control", "private, no-store");
+        .with_header("Accept-Ranges", "bytes");
     let (status, offset, count, resp) = match parse_range(req.header("range"), len) {
         Range::Full => (200, 0, len, base),
         Range::Part(start, end) => {
@@ -103,7 +102,7 @@ fn authorize(req: &Request, verify: impl Fn(Credential) -> Option<Identity>) -> 
     });
     let api_key = req.header("x-api-key").map(str::trim).filter(|k| !k.is_empty());
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let valid = |id: &Identity| id.role >= Role::Viewer && id.expires_at.map_or(true, |exp| exp > now);
+    let valid = |id: &Identity| id.role >= Role::Viewer && id.expires_at.is_none_or(|exp| exp > now);
     bearer
         .and_then(|t| verify(Credential::Jwt(t)))
         .filter(valid)

@@ -33,6 +33,9 @@ pub use listing::Entry;
 pub use retention::CleanupReport;
 pub use state::{PolicyType, RetentionPolicy};
 
+use crate::app::App;
+use crate::http::{Request, Response};
+
 /// Storage thresholds in percent used (decisions §7/§8), persisted in `<state_dir>`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
@@ -276,4 +279,9 @@ pub fn disk_usage(path: &Path) -> std::io::Result<DiskUsage> {
     let free = st.f_bfree as u64 * frsize;
     let used_percent = if total == 0 { 0.0 } else { (total - available) as f64 * 100.0 / total as f64 };
     Ok(DiskUsage { total, available, free, used_percent })
+}
+
+/// `GET`/`HEAD /files/recordings/<name>` and `/files/snapshots/<name>` on both HTTP listeners ([`download`]).
+pub fn http_download(app: &App, req: &Request) -> Response {
+    download::respond(&app.files, &app.auth, req)
 }

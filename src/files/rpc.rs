@@ -203,7 +203,7 @@ fn positive(p: &Value, key: &str) -> Result<(f64, Value)> {
 }
 
 pub fn set_retention(files: &Files, p: &Value) -> Result<Value> {
-    if params::obj(p)?.map_or(true, |m| m.is_empty()) {
+    if params::obj(p)?.is_none_or(|m| m.is_empty()) {
         return Err(Error::invalid_params("policy parameters are required"));
     }
     let type_str = params::required_str(p, "policy_type")?;

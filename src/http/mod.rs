@@ -1,6 +1,7 @@
 //! A small, bounded HTTP/1.1 layer shared by the health/download server and the WebSocket listener (which answers
 //! plain GETs for downloads and 404s for wrong paths on the same port).
 
+pub mod routes;
 pub mod server;
 
 use std::fs::File;

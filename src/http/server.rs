@@ -1,1 +1,151 @@
-//! The health / metrics / download HTTP server (placeholder; routes arrive with the JSON-RPC server issue).
+//! The health / metrics / download HTTP server: an acceptor and a bounded pool of blocking workers (tiny_http's
+//! split, without its unbounded pool and queue: limits are named constants). The WebSocket listener hands plain
+//! `/files/...` GETs to the same pool.
+
+use std::io::{ErrorKind, Read};
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
+
+use super::{parse_head, ParseError, Request, Response, MAX_HEAD_BYTES};
+use crate::app::App;
+use crate::lifecycle::{Shutdown, Supervisor};
+use crate::status::State;
+
+/// Worker threads serving HTTP requests (health checks are tiny; downloads stream with a fixed buffer).
+pub const HTTP_WORKERS: usize = 4;
+/// Connections waiting for a worker; beyond this a client gets 503 at once.
+pub const HTTP_QUEUE: usize = 64;
+/// Time a client has to send its request head.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time a write may block (a stalled download client is dropped after this).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+enum Task {
+    Raw(TcpStream),
+    Parsed(Request, TcpStream),
+}
+
+/// Submit side of the HTTP worker pool.
+#[derive(Clone)]
+pub struct HttpPool {
+    tx: Sender<Task>,
+}
+
+impl HttpPool {
+    /// Start the pool's workers.
+    pub fn start(app: Arc<App>, supervisor: &Supervisor) -> std::io::Result<HttpPool> {
+        let (tx, rx) = bounded::<Task>(HTTP_QUEUE);
+        for i in 0..HTTP_WORKERS {
+            let (app, rx, shutdown) = (app.clone(), rx.clone(), supervisor.shutdown().clone());
+            supervisor.spawn(&format!("http-{i}"), move || {
+                serve_tasks(&app, &rx, &shutdown);
+                Ok(())
+            })?;
+        }
+        Ok(HttpPool { tx })
+    }
+
+    /// A request whose head the WebSocket listener already read (the stream is in blocking mode).
+    pub fn submit_parsed(&self, req: Request, stream: TcpStream) {
+        self.submit(Task::Parsed(req, stream));
+    }
+
+    fn submit(&self, task: Task) {
+        if let Err(TrySendError::Full(task) | TrySendError::Disconnected(task)) = self.tx.try_send(task) {
+            let mut stream = match task {
+                Task::Raw(s) | Task::Parsed(_, s) => s,
+            };
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = Response::text(503, "Server busy\n").write_to(&mut stream, false);
+        }
+    }
+}
+
+/// Start the health server's acceptor on `security.health.bind_address:health_port`.
+pub fn start_health_server(app: Arc<App>, pool: HttpPool, supervisor: &Supervisor) -> std::io::Result<()> {
+    let addr = (app.config.security.health.bind_address.clone(), app.config.health_port());
+    let listener = TcpListener::bind((addr.0.as_str(), addr.1))?;
+    listener.set_nonblocking(true)?;
+    let shutdown = supervisor.shutdown().clone();
+    app.components.set("health_server", State::Running, format!("listening on {}:{}", addr.0, addr.1));
+    supervisor.spawn("http-acceptor", move || {
+        accept_loop(&listener, &pool, &shutdown);
+        app.components.set("health_server", State::Stopped, "stopped");
+        Ok(())
+    })
+}
+
+fn accept_loop(listener: &TcpListener, pool: &HttpPool, shutdown: &Shutdown) {
+    while !shutdown.is_set() {
+        if !crate::ws::poll::wait_readable(listener.as_raw_fd(), Duration::from_millis(200)) {
+            continue;
+        }
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    if stream.set_nonblocking(false).is_ok() {
+                        pool.submit(Task::Raw(stream));
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    log::warn!("health server accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn serve_tasks(app: &App, rx: &Receiver<Task>, shutdown: &Shutdown) {
+    loop {
+        crossbeam_channel::select! {
+            recv(rx) -> task => match task {
+                Ok(Task::Raw(stream)) => serve_raw(app, stream),
+                Ok(Task::Parsed(req, stream)) => respond(app, &req, stream),
+                Err(_) => return,
+            },
+            recv(shutdown.channel()) -> _ => return,
+        }
+    }
+}
+
+fn serve_raw(app: &App, mut stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(HEAD_TIMEOUT));
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    let req = loop {
+        match parse_head(&buf) {
+            Ok((req, _)) => break req,
+            Err(ParseError::Bad(why)) => {
+                let _ = Response::text(400, why).write_to(&mut stream, false);
+                return;
+            }
+            Err(ParseError::Incomplete) if buf.len() >= MAX_HEAD_BYTES => return,
+            Err(ParseError::Incomplete) => match stream.read(&mut chunk) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            },
+        }
+    };
+    respond(app, &req, stream);
+}
+
+fn respond(app: &App, req: &Request, mut stream: TcpStream) {
+    let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
+    let head_only = req.method == "HEAD";
+    let resp = if req.method != "GET" && !head_only {
+        Response::text(405, "Method Not Allowed\n").with_header("Allow", "GET, HEAD")
+    } else {
+        super::routes::route(app, req)
+    };
+    let status = resp.status;
+    if let Err(e) = resp.write_to(&mut stream, head_only) {
+        log::debug!("HTTP {} {} -> {status}: client went away: {e}", req.method, req.path);
+    }
+}

@@ -3,7 +3,9 @@
 //! Components register their methods as a `&'static [Method]` slice in their own module; [`table`] concatenates
 //! the slices. Adding a method is one line in a slice plus its handler.
 
+pub mod dispatch;
 pub mod params;
+pub mod system;
 pub mod table;
 
 use std::cell::RefCell;

@@ -6,19 +6,39 @@ use std::sync::OnceLock;
 use super::Method;
 
 /// Each component's method slice. Names not listed here answer -32601 like any unknown method.
-fn slices() -> [&'static [Method]; 1] {
-    [crate::files::rpc::METHODS]
+fn slices() -> [&'static [Method]; 2] {
+    [super::system::METHODS, crate::files::rpc::METHODS]
 }
 
-/// All registered methods, looked up by name.
-pub fn lookup(name: &str) -> Option<&'static Method> {
-    static TABLE: OnceLock<HashMap<&'static str, &'static Method>> = OnceLock::new();
-    TABLE.get_or_init(|| slices().into_iter().flatten().map(|m| (m.name, m)).collect()).get(name).copied()
+struct Table {
+    all: Vec<&'static Method>,
+    by_name: HashMap<&'static str, usize>,
 }
 
-/// Every registered method name (docs are checked against this list).
+fn table() -> &'static Table {
+    static TABLE: OnceLock<Table> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        let all: Vec<&'static Method> = slices().into_iter().flatten().collect();
+        let by_name = all.iter().enumerate().map(|(i, m)| (m.name, i)).collect::<HashMap<_, _>>();
+        assert_eq!(by_name.len(), all.len(), "duplicate JSON-RPC method name in the table");
+        Table { all, by_name }
+    })
+}
+
+/// A registered method and its index (the metrics slot).
+pub fn lookup(name: &str) -> Option<(usize, &'static Method)> {
+    let t = table();
+    t.by_name.get(name).map(|&i| (i, t.all[i]))
+}
+
+/// Every registered method, in index order.
+pub fn all() -> &'static [&'static Method] {
+    &table().all
+}
+
+/// Every registered method name, sorted (docs are checked against this list).
 pub fn names() -> Vec<&'static str> {
-    let mut v: Vec<_> = slices().into_iter().flatten().map(|m| m.name).collect();
+    let mut v: Vec<_> = all().iter().map(|m| m.name).collect();
     v.sort_unstable();
     v
 }

@@ -65,16 +65,11 @@ pub fn token_with(secret: &str, role: &str, ttl_secs: i64) -> String {
 }
 
 /// How to start a daemon. `yaml` is appended to a base config that sets ports, data dirs and disables MediaMTX.
+#[derive(Default)]
 pub struct DaemonBuilder {
     pub yaml: String,
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
-}
-
-impl Default for DaemonBuilder {
-    fn default() -> Self {
-        DaemonBuilder { yaml: String::new(), env: Vec::new(), args: Vec::new() }
-    }
 }
 
 impl DaemonBuilder {
@@ -289,6 +284,10 @@ impl Client {
         };
         self.set_timeout(Duration::from_secs(30));
         r
+    }
+
+    pub fn set_read_timeout(&self, d: Duration) {
+        self.set_timeout(d);
     }
 
     fn set_timeout(&self, d: Duration) {

@@ -1,0 +1,60 @@
+//! Per-connection authentication state and rate limit (sessions belong to one connection: decisions §4, fixing
+//! Python defect D1).
+
+use std::time::{Duration, Instant};
+
+use super::Identity;
+
+/// The fixed rate-limit window (api.md §2.9).
+pub const RATE_WINDOW: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Default)]
+pub struct Session {
+    pub identity: Option<Identity>,
+    pub session_id: Option<String>,
+    window_start: Option<Instant>,
+    window_count: u64,
+}
+
+impl Session {
+    /// Count one request against `limit` per window; false = over the limit (rejected requests are not counted).
+    pub fn admit(&mut self, limit: u64, now: Instant) -> bool {
+        match self.window_start {
+            Some(start) if now.duration_since(start) < RATE_WINDOW => {}
+            _ => {
+                self.window_start = Some(now);
+                self.window_count = 0;
+            }
+        }
+        if self.window_count >= limit {
+            return false;
+        }
+        self.window_count += 1;
+        true
+    }
+
+    /// Clear an expired JWT session (so the connection can authenticate again, fixing D7). True if it expired.
+    pub fn expire_if_due(&mut self, now_secs: i64) -> bool {
+        let expired = self.identity.as_ref().and_then(|i| i.expires_at).is_some_and(|exp| now_secs >= exp);
+        if expired {
+            self.identity = None;
+            self.session_id = None;
+        }
+        expired
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_window() {
+        let mut s = Session::default();
+        let t0 = Instant::now();
+        assert!((0..5).all(|_| s.admit(5, t0)));
+        assert!(!s.admit(5, t0));
+        assert!(!s.admit(5, t0 + Duration::from_secs(59)));
+        assert!(s.admit(5, t0 + Duration::from_secs(61)));
+    }
+}

@@ -1,0 +1,133 @@
+//! One connection's state on a worker, and the slab that owns them.
+
+use std::net::TcpStream;
+use std::time::Instant;
+
+use tungstenite::WebSocket;
+
+use crate::auth::Session;
+use crate::rpc::dispatch::ConnFacts;
+
+pub enum Phase {
+    /// Reading the HTTP request head.
+    Handshake {
+        stream: TcpStream,
+        buf: Vec<u8>,
+    },
+    Open(Box<WebSocket<TcpStream>>),
+    /// Only while the stream moves from the handshake into the WebSocket.
+    Moving,
+}
+
+pub struct Conn {
+    pub phase: Phase,
+    /// `None` while a blocking job holds it: the connection is busy and its next frames wait.
+    pub session: Option<Box<Session>>,
+    pub facts: ConnFacts,
+    /// Mirror of the session's authentication for notification delivery while the session is away:
+    /// `Some(expires_at)` when authenticated.
+    pub auth: Option<Option<i64>>,
+    pub opened: Instant,
+    pub last_rx: Instant,
+    pub ping_sent: Option<Instant>,
+    /// Output has been waiting for the socket since then.
+    pub write_blocked_since: Option<Instant>,
+    /// Counted in `active_connections`.
+    pub counted: bool,
+    /// We sent a close frame; drop after this deadline if the peer does not finish the handshake.
+    pub closing: Option<Instant>,
+}
+
+impl Conn {
+    pub fn new(stream: TcpStream, client_id: u64, now: Instant) -> Conn {
+        Conn {
+            phase: Phase::Handshake { stream, buf: Vec::new() },
+            session: Some(Box::default()),
+            facts: ConnFacts { client_id, host: None },
+            auth: None,
+            opened: now,
+            last_rx: now,
+            ping_sent: None,
+            write_blocked_since: None,
+            counted: false,
+            closing: None,
+        }
+    }
+
+    pub fn busy(&self) -> bool {
+        self.session.is_none()
+    }
+
+    pub fn refresh_auth_mirror(&mut self) {
+        if let Some(s) = &self.session {
+            self.auth = s.identity.as_ref().map(|i| i.expires_at);
+        }
+    }
+
+    /// Authenticated and not expired: eligible for notifications.
+    pub fn notifiable(&self, now_secs: i64) -> bool {
+        matches!(self.auth, Some(exp) if exp.is_none_or(|e| now_secs < e))
+    }
+}
+
+/// Slot storage with generation-tagged tokens, so a late job result never reaches a reused slot.
+#[derive(Default)]
+pub struct Slab {
+    slots: Vec<(u32, Option<Conn>)>,
+    free: Vec<usize>,
+}
+
+pub fn token_index(token: u64) -> usize {
+    (token & 0xffff_ffff) as usize
+}
+
+impl Slab {
+    pub fn insert(&mut self, conn: Conn) -> u64 {
+        let idx = match self.free.pop() {
+            Some(i) => i,
+            None => {
+                self.slots.push((0, None));
+                self.slots.len() - 1
+            }
+        };
+        let slot = &mut self.slots[idx];
+        slot.0 = slot.0.wrapping_add(1);
+        slot.1 = Some(conn);
+        ((slot.0 as u64) << 32) | idx as u64
+    }
+
+    pub fn get_mut(&mut self, token: u64) -> Option<&mut Conn> {
+        let (gen, conn) = self.slots.get_mut(token_index(token))?;
+        if *gen as u64 == token >> 32 {
+            conn.as_mut()
+        } else {
+            None
+        }
+    }
+
+    pub fn remove(&mut self, token: u64) -> Option<Conn> {
+        let idx = token_index(token);
+        let (gen, slot) = self.slots.get_mut(idx)?;
+        if *gen as u64 != token >> 32 || slot.is_none() {
+            return None;
+        }
+        self.free.push(idx);
+        slot.take()
+    }
+
+    pub fn tokens(&self) -> Vec<u64> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, c))| c.is_some())
+            .map(|(i, (g, _))| ((*g as u64) << 32) | i as u64)
+            .collect()
+    }
+
+    pub fn iter_mut(&mut self) -> impl Iterator<Item = (u64, &mut Conn)> {
+        self.slots
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(i, (g, c))| c.as_mut().map(|c| (((*g as u64) << 32) | i as u64, c)))
+    }
+}

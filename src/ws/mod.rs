@@ -1,0 +1,131 @@
+//! The WebSocket JSON-RPC server: one acceptor thread, a few epoll workers multiplexing non-blocking connections,
+//! and a bounded pool for blocking handlers.
+//!
+//! Why not a thread per connection: even tuned, a thread costs ~18-26 KiB per connection (decisions §10), above the
+//! memory goal; here an idle connection costs its socket and a small tungstenite buffer. Requests on one connection
+//! are processed strictly in order (the Python contract); a blocking handler moves the connection's session to the
+//! job pool and the worker stops reading that connection until the job hands it back, while other connections on the
+//! same worker go on. Notifications reach a worker through its inbox channel plus an eventfd wake-up, so an idle
+//! client gets them at once.
+
+mod conn;
+mod handshake;
+pub mod poll;
+mod worker;
+
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+
+use crate::app::App;
+use crate::auth::Session;
+use crate::http::server::HttpPool;
+use crate::lifecycle::Supervisor;
+use crate::rpc::dispatch::{ConnFacts, Outcome, Work};
+use crate::status::State;
+use worker::{Msg, WorkerHandle};
+
+/// A blocking handler's work, run on the job pool.
+pub(crate) struct Job {
+    worker: WorkerHandle,
+    token: u64,
+    session: Box<Session>,
+    facts: ConnFacts,
+    work: Work,
+}
+
+/// Bind the listener (so the caller learns about a busy port before anything else starts).
+pub fn bind(app: &App) -> std::io::Result<TcpListener> {
+    let cfg = &app.config.server;
+    TcpListener::bind((cfg.host.as_str(), cfg.port))
+}
+
+/// Start workers, the job pool and the acceptor on an already bound listener.
+pub fn start(app: Arc<App>, listener: TcpListener, http: HttpPool, supervisor: &Supervisor) -> std::io::Result<()> {
+    let shutdown = supervisor.shutdown().clone();
+    let n_workers = match app.config.server.worker_threads {
+        0 => std::thread::available_parallelism().map_or(2, |n| n.get()).min(4),
+        n => n,
+    };
+    let (job_tx, job_rx) = unbounded::<Job>();
+    let n_jobs = app.config.performance.optimization.max_concurrent_operations.max(2);
+    for i in 0..n_jobs {
+        let (app, rx, shutdown) = (app.clone(), job_rx.clone(), shutdown.clone());
+        supervisor.spawn(&format!("ws-job-{i}"), move || {
+            run_jobs(&app, &rx, &shutdown);
+            Ok(())
+        })?;
+    }
+    let mut workers = Vec::new();
+    for i in 0..n_workers {
+        let (handle, worker) = worker::Worker::new(app.clone(), job_tx.clone(), http.clone(), shutdown.clone())?;
+        app.hub.subscribe(Arc::new(handle.clone()));
+        workers.push(handle);
+        supervisor.spawn(&format!("ws-worker-{i}"), move || worker.run().map_err(|e| e.to_string()))?;
+    }
+    listener.set_nonblocking(true)?;
+    let acceptor_app = app.clone();
+    supervisor.spawn("ws-acceptor", move || {
+        accept_loop(&acceptor_app, &listener, &workers, &shutdown);
+        for w in &workers {
+            w.send(Msg::Shutdown);
+        }
+        Ok(())
+    })?;
+    app.components.set(
+        "websocket_server",
+        State::Running,
+        format!("listening on {}:{}", app.config.server.host, app.config.server.port),
+    );
+    Ok(())
+}
+
+fn accept_loop(app: &App, listener: &TcpListener, workers: &[WorkerHandle], shutdown: &crate::lifecycle::Shutdown) {
+    let mut next = 0usize;
+    while !shutdown.is_set() {
+        if !poll::wait_readable(listener.as_raw_fd(), Duration::from_millis(200)) {
+            continue;
+        }
+        loop {
+            match listener.accept() {
+                Ok((stream, _)) => {
+                    if stream.set_nonblocking(true).is_err() {
+                        continue;
+                    }
+                    let _ = stream.set_nodelay(true);
+                    app.metrics.total_connections.fetch_add(1, Relaxed);
+                    workers[next % workers.len()].send(Msg::Accept(stream));
+                    next = next.wrapping_add(1);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly instead of spinning.
+                    log::warn!("accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(50));
+                    break;
+                }
+            }
+        }
+    }
+    app.components.set("websocket_server", State::Stopped, "stopped");
+}
+
+fn run_jobs(app: &App, rx: &Receiver<Job>, shutdown: &crate::lifecycle::Shutdown) {
+    loop {
+        crossbeam_channel::select! {
+            recv(rx) -> job => {
+                let Ok(mut job) = job else { return };
+                let outcome: Outcome = job.work.run(app, &mut job.session, &job.facts);
+                job.worker.send(Msg::JobDone { token: job.token, session: job.session, outcome });
+            }
+            recv(shutdown.channel()) -> _ => return,
+        }
+    }
+}
+
+/// Submit side of the job pool, held by workers.
+pub(crate) type JobSender = Sender<Job>;

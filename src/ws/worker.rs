@@ -1,0 +1,473 @@
+//! A connection worker: an epoll loop over many non-blocking connections.
+
+use std::collections::HashMap;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, Receiver, Sender};
+use tungstenite::error::ProtocolError;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tungstenite::{Message, WebSocket};
+
+use super::conn::{Conn, Phase, Slab};
+use super::handshake::{self, Route};
+use super::poll::{Epoll, EventFd, Events, HANGUP, READABLE, WRITABLE};
+use super::{Job, JobSender};
+use crate::app::App;
+use crate::auth::{jwt, Session};
+use crate::http::server::HttpPool;
+use crate::http::{Response, MAX_HEAD_BYTES};
+use crate::lifecycle::Shutdown;
+use crate::notify::{Notification, Subscriber};
+use crate::rpc::dispatch::{Outcome, Work};
+use crate::streams;
+
+/// Token of the worker's own eventfd in its epoll set.
+const WAKE: u64 = u64::MAX;
+/// Housekeeping period: pings, handshake and delivery timeouts.
+const TICK: Duration = Duration::from_millis(500);
+/// A client has this long to send its request head.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After we send a close frame, the peer has this long to answer it.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// Initial tungstenite read buffer: small, because an idle connection should cost little (it grows when needed).
+const READ_BUFFER: usize = 1024;
+
+pub enum Msg {
+    Accept(TcpStream),
+    JobDone { token: u64, session: Box<Session>, outcome: Outcome },
+    Notify(Arc<Notification>),
+    Shutdown,
+}
+
+/// How other threads reach a worker.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    tx: Sender<Msg>,
+    wake: Arc<EventFd>,
+}
+
+impl WorkerHandle {
+    pub fn send(&self, msg: Msg) {
+        if self.tx.send(msg).is_ok() {
+            self.wake.notify();
+        }
+    }
+}
+
+impl Subscriber for WorkerHandle {
+    fn deliver(&self, n: &Arc<Notification>) {
+        self.send(Msg::Notify(n.clone()));
+    }
+}
+
+pub struct Worker {
+    app: Arc<App>,
+    epoll: Epoll,
+    wake: Arc<EventFd>,
+    rx: Receiver<Msg>,
+    me: WorkerHandle,
+    jobs: JobSender,
+    http: HttpPool,
+    shutdown: Shutdown,
+    conns: Slab,
+    ws_config: WebSocketConfig,
+    next_client: u64,
+}
+
+impl Worker {
+    pub fn new(
+        app: Arc<App>,
+        jobs: JobSender,
+        http: HttpPool,
+        shutdown: Shutdown,
+    ) -> std::io::Result<(WorkerHandle, Worker)> {
+        let epoll = Epoll::new()?;
+        let wake = Arc::new(EventFd::new()?);
+        epoll.add(wake.raw(), WAKE)?;
+        let (tx, rx) = unbounded();
+        let me = WorkerHandle { tx, wake: wake.clone() };
+        let s = &app.config.server;
+        let queue_bytes = app.config.notifications.websocket.max_queue_size.saturating_mul(1024);
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(READ_BUFFER)
+            .write_buffer_size(64 * 1024)
+            .max_write_buffer_size(queue_bytes.max(2 * s.max_message_size).max(128 * 1024))
+            .max_message_size(Some(s.max_message_size))
+            .max_frame_size(Some(s.max_frame_size));
+        let worker = Worker {
+            app,
+            epoll,
+            wake,
+            rx,
+            me: me.clone(),
+            jobs,
+            http,
+            shutdown,
+            conns: Slab::default(),
+            ws_config,
+            next_client: 0,
+        };
+        Ok((me, worker))
+    }
+
+    pub fn run(mut self) -> std::io::Result<()> {
+        let mut events = Events::with_capacity(256);
+        let mut next_tick = Instant::now() + TICK;
+        loop {
+            let timeout = next_tick.saturating_duration_since(Instant::now());
+            let n = self.epoll.wait(&mut events, Some(timeout))?;
+            for i in 0..n {
+                let (token, bits) = events.get(i);
+                if token == WAKE {
+                    self.wake.drain();
+                    if self.drain_inbox() {
+                        self.close_all();
+                        return Ok(());
+                    }
+                } else {
+                    self.on_io(token, bits);
+                }
+            }
+            if Instant::now() >= next_tick {
+                self.housekeeping();
+                next_tick = Instant::now() + TICK;
+            }
+            if self.shutdown.is_set() && self.rx.is_empty() {
+                self.close_all();
+                return Ok(());
+            }
+        }
+    }
+
+    /// Returns true on shutdown.
+    fn drain_inbox(&mut self) -> bool {
+        while let Ok(msg) = self.rx.try_recv() {
+            match msg {
+                Msg::Accept(stream) => self.accept(stream),
+                Msg::JobDone { token, session, outcome } => self.job_done(token, session, outcome),
+                Msg::Notify(n) => self.notify(&n),
+                Msg::Shutdown => return true,
+            }
+        }
+        false
+    }
+
+    fn accept(&mut self, stream: TcpStream) {
+        let fd = stream.as_raw_fd();
+        self.next_client += 1;
+        let token = self.conns.insert(Conn::new(stream, self.next_client, Instant::now()));
+        if let Err(e) = self.epoll.add(fd, token) {
+            log::warn!("cannot watch connection: {e}");
+            self.conns.remove(token);
+            return;
+        }
+        // Data may already be waiting (edge-triggered: read now rather than wait for a new edge).
+        self.on_io(token, READABLE);
+    }
+
+    fn on_io(&mut self, token: u64, bits: u32) {
+        let Some(conn) = self.conns.get_mut(token) else { return };
+        match &conn.phase {
+            Phase::Handshake { .. } => self.read_head(token),
+            Phase::Moving => {}
+            Phase::Open(_) => {
+                if bits & WRITABLE != 0 {
+                    self.flush(token);
+                }
+                if bits & (READABLE | HANGUP) != 0 {
+                    self.pump(token);
+                }
+            }
+        }
+    }
+
+    fn read_head(&mut self, token: u64) {
+        let Some(conn) = self.conns.get_mut(token) else { return };
+        let Phase::Handshake { stream, buf } = &mut conn.phase else { return };
+        let mut chunk = [0u8; 2048];
+        loop {
+            match stream.read(&mut chunk) {
+                Ok(0) => return self.drop_conn(token),
+                Ok(n) => {
+                    buf.extend_from_slice(&chunk[..n]);
+                    if buf.len() > MAX_HEAD_BYTES {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => return self.drop_conn(token),
+            }
+        }
+        match handshake::parse(buf) {
+            Ok(None) => {}
+            Ok(Some((req, used))) => {
+                let rest = buf[used..].to_vec();
+                self.route(token, req, rest);
+            }
+            Err(resp) => self.reject(token, resp),
+        }
+    }
+
+    fn route(&mut self, token: u64, req: crate::http::Request, rest: Vec<u8>) {
+        let host = req.header("host").and_then(streams::host_from_header);
+        match handshake::route(req, &self.app.config.server.websocket_path) {
+            Route::Reject(resp) => self.reject(token, resp),
+            Route::Http(req) => {
+                let Some(conn) = self.conns.remove(token) else { return };
+                let Phase::Handshake { stream, .. } = conn.phase else { return };
+                self.epoll.delete(stream.as_raw_fd());
+                if stream.set_nonblocking(false).is_ok() {
+                    self.http.submit_parsed(req, stream);
+                }
+            }
+            Route::Upgrade(response) => self.upgrade(token, response, rest, host),
+        }
+    }
+
+    fn upgrade(&mut self, token: u64, response: String, rest: Vec<u8>, host: Option<String>) {
+        let Some(conn) = self.conns.get_mut(token) else { return };
+        let Phase::Handshake { stream, .. } = &mut conn.phase else { return };
+        // 129 bytes always fit in a fresh socket's send buffer; a short write means the peer is broken.
+        if !matches!(stream.write(response.as_bytes()), Ok(n) if n == response.len()) {
+            return self.drop_conn(token);
+        }
+        let Phase::Handshake { stream, .. } = std::mem::replace(&mut conn.phase, Phase::Moving) else { return };
+        let ws = WebSocket::from_partially_read(stream, rest, Role::Server, Some(self.ws_config));
+        conn.phase = Phase::Open(Box::new(ws));
+        conn.facts.host = host;
+        conn.last_rx = Instant::now();
+        let active = self.app.metrics.active_connections.fetch_add(1, Relaxed) + 1;
+        conn.counted = true;
+        if active > u64::from(self.app.config.server.max_connections) {
+            // The Python service accepts, then closes with 1013 (api.md §1.2); existing clients are unaffected.
+            self.app.metrics.rejected_connections.fetch_add(1, Relaxed);
+            log::warn!("connection limit reached ({}): refusing a client", self.app.config.server.max_connections);
+            return self.close_with(token, CloseCode::Again, "Connection limit reached");
+        }
+        log::debug!("client {} connected", conn.facts.client_id);
+        self.pump(token);
+    }
+
+    /// Read and process frames until the socket would block or the connection becomes busy.
+    fn pump(&mut self, token: u64) {
+        loop {
+            let Some(conn) = self.conns.get_mut(token) else { return };
+            if conn.busy() {
+                break;
+            }
+            let Phase::Open(ws) = &mut conn.phase else { return };
+            match ws.read() {
+                Ok(Message::Text(text)) => {
+                    conn.last_rx = Instant::now();
+                    conn.ping_sent = None;
+                    if conn.closing.is_some() {
+                        continue;
+                    }
+                    self.on_text(token, text.as_str());
+                }
+                Ok(Message::Binary(_)) => {
+                    conn.last_rx = Instant::now();
+                    log::debug!("client {}: binary frame ignored", conn.facts.client_id);
+                }
+                Ok(_) => {
+                    conn.last_rx = Instant::now();
+                    conn.ping_sent = None;
+                }
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(tungstenite::Error::Capacity(e)) => {
+                    log::info!("client {}: {e}", conn.facts.client_id);
+                    return self.close_with(token, CloseCode::Size, "Message too big");
+                }
+                Err(tungstenite::Error::Utf8(_)) => return self.close_with(token, CloseCode::Invalid, "Invalid UTF-8"),
+                Err(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
+                    return self.drop_conn(token)
+                }
+                Err(tungstenite::Error::Protocol(e)) => {
+                    log::debug!("client {}: protocol error: {e}", conn.facts.client_id);
+                    return self.close_with(token, CloseCode::Protocol, "Protocol error");
+                }
+                Err(_) => return self.drop_conn(token),
+            }
+        }
+        self.flush(token);
+    }
+
+    fn on_text(&mut self, token: u64, text: &str) {
+        let work = Work::parse(text);
+        let Some(conn) = self.conns.get_mut(token) else { return };
+        if work.is_blocking() {
+            let session = conn.session.take().expect("not busy");
+            let job = Job { worker: self.me.clone(), token, session, facts: conn.facts.clone(), work };
+            let _ = self.jobs.send(job);
+            return;
+        }
+        let mut session = conn.session.take().expect("not busy");
+        let outcome = work.run(&self.app, &mut session, &conn.facts);
+        conn.session = Some(session);
+        conn.refresh_auth_mirror();
+        self.deliver_outcome(token, outcome);
+    }
+
+    fn job_done(&mut self, token: u64, session: Box<Session>, outcome: Outcome) {
+        match self.conns.get_mut(token) {
+            Some(conn) => {
+                conn.session = Some(session);
+                conn.refresh_auth_mirror();
+                self.deliver_outcome(token, outcome);
+                // Frames that arrived meanwhile wait in tungstenite's buffer or the socket: go on with them.
+                self.pump(token);
+            }
+            None => {
+                for n in outcome.after {
+                    self.app.hub.publish(n);
+                }
+            }
+        }
+    }
+
+    /// Queue the reply, then publish the notifications that must follow it.
+    fn deliver_outcome(&mut self, token: u64, outcome: Outcome) {
+        if let Some(reply) = outcome.reply {
+            self.write(token, Message::text(reply));
+        }
+        for n in outcome.after {
+            self.app.hub.publish(n);
+        }
+    }
+
+    fn write(&mut self, token: u64, msg: Message) {
+        let Some(conn) = self.conns.get_mut(token) else { return };
+        let Phase::Open(ws) = &mut conn.phase else { return };
+        match ws.write(msg) {
+            Ok(()) => {}
+            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(tungstenite::Error::WriteBufferFull(_)) => {
+                self.app.metrics.dropped_slow_clients.fetch_add(1, Relaxed);
+                log::warn!("client {} cannot keep up (outbound queue full): disconnecting", conn.facts.client_id);
+                self.drop_conn(token)
+            }
+            Err(_) => self.drop_conn(token),
+        }
+    }
+
+    fn flush(&mut self, token: u64) {
+        let Some(conn) = self.conns.get_mut(token) else { return };
+        let Phase::Open(ws) = &mut conn.phase else { return };
+        match ws.flush() {
+            Ok(()) => conn.write_blocked_since = None,
+            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                conn.write_blocked_since.get_or_insert_with(Instant::now);
+            }
+            Err(tungstenite::Error::ConnectionClosed) | Err(_) => self.drop_conn(token),
+        }
+    }
+
+    fn notify(&mut self, n: &Arc<Notification>) {
+        let now_secs = jwt::now_secs();
+        let mut frames: HashMap<Option<String>, String> = HashMap::new();
+        let targets: Vec<u64> = self
+            .conns
+            .iter_mut()
+            .filter(|(_, c)| matches!(c.phase, Phase::Open(_)) && c.closing.is_none() && c.notifiable(now_secs))
+            .map(|(t, _)| t)
+            .collect();
+        for token in targets {
+            let Some(conn) = self.conns.get_mut(token) else { continue };
+            let key = if n.depends_on_host() { conn.facts.host.clone() } else { None };
+            let frame = frames.entry(key.clone()).or_insert_with(|| n.frame(key.as_deref())).clone();
+            self.write(token, Message::text(frame));
+            self.flush(token);
+            self.app.metrics.notifications_sent.fetch_add(1, Relaxed);
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        let now = Instant::now();
+        let s = &self.app.config.server;
+        let ping_interval = Duration::from_secs_f64(s.ping_interval.max(0.1));
+        let ping_timeout = Duration::from_secs_f64(s.ping_timeout.max(0.1));
+        let delivery = Duration::from_secs_f64(self.app.config.notifications.websocket.delivery_timeout.max(0.1));
+        let mut to_drop = Vec::new();
+        let mut to_ping = Vec::new();
+        for (token, c) in self.conns.iter_mut() {
+            match &c.phase {
+                Phase::Handshake { .. } if now.duration_since(c.opened) > HANDSHAKE_TIMEOUT => to_drop.push(token),
+                Phase::Handshake { .. } | Phase::Moving => {}
+                Phase::Open(_) => {
+                    if c.closing.is_some_and(|d| now >= d)
+                        || c.ping_sent.is_some_and(|p| now.duration_since(p) > ping_timeout)
+                        || c.write_blocked_since.is_some_and(|w| now.duration_since(w) > delivery)
+                    {
+                        to_drop.push(token);
+                    } else if c.ping_sent.is_none() && !c.busy() && now.duration_since(c.last_rx) > ping_interval {
+                        c.ping_sent = Some(now);
+                        to_ping.push(token);
+                    }
+                }
+            }
+        }
+        for token in to_drop {
+            self.drop_conn(token);
+        }
+        for token in to_ping {
+            self.write(token, Message::Ping(Default::default()));
+            self.flush(token);
+        }
+    }
+
+    fn close_with(&mut self, token: u64, code: CloseCode, reason: &str) {
+        let Some(conn) = self.conns.get_mut(token) else { return };
+        let Phase::Open(ws) = &mut conn.phase else { return self.drop_conn(token) };
+        let _ = ws.close(Some(CloseFrame { code, reason: reason.to_string().into() }));
+        conn.closing = Some(Instant::now() + CLOSE_GRACE);
+        // A closing connection no longer holds a slot of the connection limit.
+        if std::mem::take(&mut conn.counted) {
+            self.app.metrics.active_connections.fetch_sub(1, Relaxed);
+        }
+        self.flush(token);
+    }
+
+    fn reject(&mut self, token: u64, resp: Response) {
+        if let Some(conn) = self.conns.remove(token) {
+            if let Phase::Handshake { mut stream, .. } = conn.phase {
+                self.epoll.delete(stream.as_raw_fd());
+                // Best effort: a short error response fits in the socket buffer.
+                let _ = resp.write_to(&mut stream, false);
+            }
+        }
+    }
+
+    fn drop_conn(&mut self, token: u64) {
+        if let Some(conn) = self.conns.remove(token) {
+            let fd = match &conn.phase {
+                Phase::Handshake { stream, .. } => Some(stream.as_raw_fd()),
+                Phase::Open(ws) => Some(ws.get_ref().as_raw_fd()),
+                Phase::Moving => None,
+            };
+            if let Some(fd) = fd {
+                self.epoll.delete(fd);
+            }
+            if conn.counted {
+                self.app.metrics.active_connections.fetch_sub(1, Relaxed);
+            }
+            log::debug!("client {} disconnected", conn.facts.client_id);
+        }
+    }
+
+    /// Shutdown: tell every client (1000), flush what we can, close.
+    fn close_all(&mut self) {
+        for token in self.conns.tokens() {
+            self.close_with(token, CloseCode::Normal, "Server shutting down");
+        }
+        for token in self.conns.tokens() {
+            self.drop_conn(token);
+        }
+    }
+}
