@@ -19,6 +19,8 @@ use serde_json::{json, Value};
 
 use crate::support::TempDir;
 
+mod e2e;
+
 struct Fixture {
     dir: TempDir,
     config: Arc<Config>,
@@ -57,7 +59,7 @@ impl Fixture {
 }
 
 /// Writes `len` bytes at `path` with an mtime `age` seconds in the past.
-fn put(path: &Path, len: usize, age: u64) {
+pub(crate) fn put(path: &Path, len: usize, age: u64) {
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, vec![b'x'; len]).unwrap();
     set_age(path, age);
@@ -229,7 +231,7 @@ fn listing_order_and_pagination() {
 }
 
 /// Names that must never reach the filesystem.
-const BAD_NAMES: [&str; 20] = [
+pub(crate) const BAD_NAMES: [&str; 20] = [
     "../etc/passwd",
     "..",
     "../",
