@@ -70,13 +70,9 @@ pub fn run(loaded: Loaded) -> i32 {
         app.config.server.port,
         app.config.server.websocket_path
     );
-    let code = crossbeam_channel::select! {
-        recv(sig_rx) -> sig => { log::info!("signal {}: stopping", sig.unwrap_or(0)); EXIT_OK }
-        recv(supervisor.failures()) -> f => {
-            if let Ok(f) = f { log::error!("stopping: thread {} failed: {}", f.thread, f.message); }
-            EXIT_FATAL
-        }
-    };
+    crate::sdnotify::ready();
+    let code = wait_for_stop(&sig_rx, &supervisor);
+    crate::sdnotify::stopping();
     let t = Instant::now();
     let budget = if app.media.recording_count() > 0 { STOP_BUDGET_RECORDING } else { STOP_BUDGET };
     supervisor.shutdown().trigger();
@@ -88,6 +84,29 @@ pub fn run(loaded: Loaded) -> i32 {
         code
     } else {
         EXIT_FATAL
+    }
+}
+
+/// Block until a signal or a component failure; meanwhile feed systemd's watchdog (when it asks for one).
+fn wait_for_stop(sig_rx: &crossbeam_channel::Receiver<i32>, supervisor: &Supervisor) -> i32 {
+    let watchdog =
+        crate::sdnotify::watchdog_ping_period().map(crossbeam_channel::tick).unwrap_or_else(crossbeam_channel::never);
+    loop {
+        crossbeam_channel::select! {
+            recv(sig_rx) -> sig => {
+                log::info!("signal {}: stopping", sig.unwrap_or(0));
+                return EXIT_OK;
+            }
+            recv(supervisor.failures()) -> f => {
+                if let Ok(f) = f {
+                    log::error!("stopping: thread {} failed: {}", f.thread, f.message);
+                }
+                return EXIT_FATAL;
+            }
+            recv(watchdog) -> _ => {
+                crate::sdnotify::watchdog_ping();
+            }
+        }
     }
 }
 
@@ -118,8 +137,10 @@ fn prepare_dirs(config: &Config) -> Result<(), String> {
 fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> std::io::Result<Arc<App>> {
     let hub = Hub::new();
     let components = Components::default();
-    let names: Vec<&'static str> = table::all().iter().map(|m| m.name).collect();
+    let cameras = Cameras::start(config.clone(), hub.clone(), components.clone(), supervisor)?;
     let media = Media::default();
+    let mediamtx = MediaMtx::start(config.clone(), cameras.clone(), media.clone(), components.clone(), supervisor)?;
+    let names: Vec<&'static str> = table::all().iter().map(|m| m.name).collect();
     let files = Files::start(config.clone(), media.clone(), hub.clone(), components.clone(), supervisor)?;
     let app = Arc::new(App {
         config: config.clone(),
@@ -130,14 +151,11 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> s
         components,
         auth,
         metrics: Arc::new(Metrics::new(&names)),
-        cameras: Cameras::default(),
-        mediamtx: MediaMtx::default(),
+        cameras,
+        mediamtx,
         media,
         files,
     });
-    if !config.mediamtx.enabled {
-        app.components.set("mediamtx", crate::status::State::Disabled, "mediamtx.enabled: false");
-    }
     let http = HttpPool::start(app.clone(), supervisor)?;
     server::start_health_server(app.clone(), http.clone(), supervisor)?;
     let listener = ws::bind(&app)?;

@@ -17,6 +17,7 @@ pub mod mediamtx;
 pub mod metrics;
 pub mod notify;
 pub mod rpc;
+pub mod sdnotify;
 pub mod status;
 pub mod streams;
 pub mod timefmt;

@@ -46,6 +46,9 @@ fn run(command: Command) -> i32 {
         Command::CheckConfig { config, strict } => match load(config, strict) {
             Ok(loaded) => match serde_norway::to_string(&loaded.config) {
                 Ok(yaml) => {
+                    for w in &loaded.warnings {
+                        eprintln!("WARNING: {w}");
+                    }
                     print!("{yaml}");
                     0
                 }
@@ -64,6 +67,10 @@ fn run(command: Command) -> i32 {
             if let Err(e) = camera_service::logging::init(&loaded.config.logging) {
                 eprintln!("logging: {e}");
                 return EXIT_CONFIG;
+            }
+            match &loaded.source {
+                Some(path) => log::info!("configuration loaded from {}", path.display()),
+                None => log::info!("configuration: built-in defaults"),
             }
             for w in &loaded.warnings {
                 log::warn!("{w}");

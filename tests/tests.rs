@@ -1,5 +1,11 @@
 //! One integration-test binary (build and link cost paid once); modules are sibling files.
 
-mod files;
-mod server;
 mod support;
+
+mod cameras;
+mod config;
+mod docs;
+mod fake_mediamtx;
+mod files;
+mod mediamtx;
+mod server;

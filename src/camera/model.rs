@@ -79,3 +79,110 @@ pub struct CameraEvent {
     pub camera: std::sync::Arc<Camera>,
     pub previous: Option<CameraStatus>,
 }
+
+impl Format {
+    /// Every distinct frame rate of this format, rounded to integers, ascending.
+    pub fn fps_options(&self) -> Vec<u32> {
+        let mut v: Vec<u32> = self.sizes.iter().flat_map(|s| s.fps.iter().map(|f| f.round() as u32)).collect();
+        v.retain(|&f| f > 0);
+        v.sort_unstable();
+        v.dedup();
+        v
+    }
+}
+
+/// Python's defaults for a camera whose driver reports no usable mode (api.md §3.3).
+pub const DEFAULT_RESOLUTION: &str = "1920x1080";
+pub const DEFAULT_FPS: u32 = 30;
+
+/// The preferred mode (internals §3.8): format MJPG, then YUYV, then the first one that has sizes; its
+/// highest-area size; the highest rate ≤ 30 fps at that size (else the highest). `None` when no format has sizes.
+pub fn preferred_mode(formats: &[Format]) -> Option<(&Format, &FrameSize, u32)> {
+    let with_sizes = |f: &&Format| !f.sizes.is_empty();
+    let format = formats
+        .iter()
+        .filter(with_sizes)
+        .find(|f| f.fourcc == "MJPG")
+        .or_else(|| formats.iter().filter(with_sizes).find(|f| f.fourcc == "YUYV"))
+        .or_else(|| formats.iter().find(with_sizes))?;
+    let size = format.sizes.iter().max_by_key(|s| (u64::from(s.width) * u64::from(s.height), s.width))?;
+    let rates: Vec<u32> = size.fps.iter().map(|f| f.round() as u32).filter(|&f| f > 0).collect();
+    let fps = rates.iter().copied().filter(|&f| f <= 30).max().or_else(|| rates.iter().copied().max());
+    Some((format, size, fps.unwrap_or(DEFAULT_FPS)))
+}
+
+/// ffmpeg's `-input_format` name for a V4L2 fourcc, when ffmpeg has one.
+pub fn ffmpeg_input_format(fourcc: &str) -> Option<&'static str> {
+    Some(match fourcc {
+        "MJPG" | "JPEG" => "mjpeg",
+        "YUYV" => "yuyv422",
+        "UYVY" => "uyvy422",
+        "H264" => "h264",
+        "NV12" => "nv12",
+        "YU12" => "yuv420p",
+        "RGB3" => "rgb24",
+        "BGR3" => "bgr24",
+        "GREY" => "gray",
+        _ => return None,
+    })
+}
+
+impl Camera {
+    /// Every distinct frame size over all formats, `WxH`, largest first (by width, then height).
+    pub fn resolutions(&self) -> Vec<String> {
+        let mut sizes: Vec<(u32, u32)> =
+            self.formats.iter().flat_map(|f| f.sizes.iter().map(|s| (s.width, s.height))).collect();
+        sizes.sort_unstable_by(|a, b| b.cmp(a));
+        sizes.dedup();
+        sizes.into_iter().map(|(w, h)| format!("{w}x{h}")).collect()
+    }
+
+    /// Distinct integer frame rates of the preferred format.
+    pub fn fps_options(&self) -> Vec<u32> {
+        preferred_mode(&self.formats).map(|(f, _, _)| f.fps_options()).unwrap_or_default()
+    }
+
+    /// FourCC codes of every format, in driver order.
+    pub fn format_codes(&self) -> Vec<String> {
+        self.formats.iter().map(|f| f.fourcc.clone()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(code: &str, sizes: &[(u32, u32, &[f64])]) -> Format {
+        Format {
+            fourcc: code.into(),
+            description: code.into(),
+            sizes: sizes.iter().map(|(w, h, f)| FrameSize { width: *w, height: *h, fps: f.to_vec() }).collect(),
+        }
+    }
+
+    #[test]
+    fn preferred_mode_follows_internals_fixture() {
+        // internals §3.10: YUYV {640x480: [30, 15], 1920x1080: [5]}, MJPG {1920x1080: [30]}.
+        let formats = vec![
+            fmt("YUYV", &[(640, 480, &[30.0, 15.0]), (1920, 1080, &[5.0])]),
+            fmt("MJPG", &[(1920, 1080, &[30.0])]),
+        ];
+        let (f, s, fps) = preferred_mode(&formats).unwrap();
+        assert_eq!((f.fourcc.as_str(), s.width, s.height, fps), ("MJPG", 1920, 1080, 30));
+        assert_eq!(formats[0].fps_options(), vec![5, 15, 30]);
+    }
+
+    #[test]
+    fn preferred_fps_is_highest_not_above_30_else_max() {
+        let formats = vec![fmt("H264", &[(1280, 720, &[60.0, 29.97, 15.0])]), fmt("GREY", &[(320, 240, &[90.0])])];
+        assert_eq!(preferred_mode(&formats).unwrap().2, 30);
+        let only_fast = vec![fmt("GREY", &[(320, 240, &[90.0, 60.0])])];
+        assert_eq!(preferred_mode(&only_fast).unwrap().2, 90);
+        let no_rates = vec![fmt("YUYV", &[(640, 480, &[])])];
+        assert_eq!(preferred_mode(&no_rates).unwrap().2, DEFAULT_FPS);
+        assert!(preferred_mode(&[fmt("MJPG", &[])]).is_none());
+        // MJPG without sizes does not win over YUYV with sizes.
+        let formats = vec![fmt("MJPG", &[]), fmt("YUYV", &[(640, 480, &[30.0])])];
+        assert_eq!(preferred_mode(&formats).unwrap().0.fourcc, "YUYV");
+    }
+}

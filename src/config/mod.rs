@@ -5,6 +5,8 @@
 //! overrides, validation, unknown-key warnings) lives in [`load`]; this file only describes the shape.
 
 pub mod load;
+pub mod schema;
+pub mod validate;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;

@@ -1,0 +1,408 @@
+//! The `mediamtx-control` thread: sole owner of the path table.
+//!
+//! Camera CONNECTED → converge its path (decisions §6: read; absent → add; different → replace; equal → leave).
+//! Camera gone → DELETE its path (404 = already gone), but never while it records. Every ~2 s it reads the
+//! runtime path list (metrics cache; a path of ours missing from it means MediaMTX restarted and forgot it, so it
+//! is converged again) and retries what failed. Reconciliation (also deleting stale `cameraN` paths that no
+//! connected camera owns) runs on first contact, after each recovery and at least every 60 s.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{select, Receiver, Sender};
+use serde_json::{json, Value};
+
+use super::client::{ApiError, ApiResult, Client};
+use super::{pathconf, CameraFeed, Hooks, Shared};
+use crate::camera::{Camera, CameraEvent, CameraStatus};
+use crate::error::{Error, Result};
+use crate::lifecycle::Shutdown;
+
+/// Full reconciliation at least this often.
+const RECONCILE_EVERY: Duration = Duration::from_secs(60);
+
+pub(crate) enum Command {
+    /// Create the path now (lazy creation, `camera.auto_start_streams: false`).
+    Ensure { path: String, reply: Sender<Result<()>> },
+    /// Switch MediaMTX's recorder for the path.
+    SetRecord { path: String, on: bool, reply: Sender<Result<()>> },
+    /// MediaMTX (re)appeared: re-create every path and drop stale ones.
+    Reconcile,
+}
+
+/// What converging did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Converged {
+    Unchanged,
+    Added,
+    Replaced,
+}
+
+/// Bring path `name` to `desired` (decisions §6). A lost reply to the add (connection reset, timeout) and a
+/// `path already exists` are both resolved by reading the state again.
+pub fn converge(client: &Client, name: &str, desired: &Value) -> ApiResult<Converged> {
+    match client.get_path_config(name) {
+        Ok(actual) => leave_or_replace(client, name, desired, &actual),
+        Err(ApiError::NotFound(_)) => match client.add_path(name, desired) {
+            Ok(()) => Ok(Converged::Added),
+            Err(ApiError::AlreadyExists) => match client.get_path_config(name) {
+                Ok(actual) => leave_or_replace(client, name, desired, &actual),
+                // Added by someone else and not yet visible (reply-then-reload): replace is an upsert.
+                Err(ApiError::NotFound(_)) => client.replace_path(name, desired).map(|_| Converged::Replaced),
+                Err(e) => Err(e),
+            },
+            Err(e) if e.is_transport() => match client.get_path_config(name) {
+                Ok(actual) => leave_or_replace(client, name, desired, &actual),
+                Err(_) => Err(e),
+            },
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+fn leave_or_replace(client: &Client, name: &str, desired: &Value, actual: &Value) -> ApiResult<Converged> {
+    if pathconf::matches(desired, actual) {
+        return Ok(Converged::Unchanged);
+    }
+    log::info!("MediaMTX path {name} differs ({}): replacing", pathconf::differences(desired, actual).join(", "));
+    client.replace_path(name, desired).map(|_| Converged::Replaced)
+}
+
+struct Entry {
+    camera: Arc<Camera>,
+    connected: bool,
+    /// The path should exist (connected, and auto-start or asked for).
+    wanted: bool,
+    /// Converged in MediaMTX.
+    exists: bool,
+    record: bool,
+    /// A removal still to do (camera gone while recording, or the DELETE failed).
+    delete_pending: bool,
+}
+
+struct Control {
+    shared: Arc<Shared>,
+    hooks: Hooks,
+    table: BTreeMap<String, Entry>,
+    last_reconcile: Option<Instant>,
+}
+
+pub(crate) fn run(
+    shared: Arc<Shared>,
+    feed: CameraFeed,
+    hooks: Hooks,
+    commands: Receiver<Command>,
+    shutdown: Shutdown,
+) -> std::result::Result<(), String> {
+    let period = Duration::from_secs_f64(shared.config.mediamtx.health_check_interval.clamp(0.2, 2.0));
+    let ticker = crossbeam_channel::tick(period);
+    let mut events = feed.events;
+    let mut c = Control { shared, hooks, table: BTreeMap::new(), last_reconcile: None };
+    for camera in feed.initial {
+        c.on_camera(camera);
+    }
+    loop {
+        select! {
+            recv(events) -> ev => match ev {
+                Ok(CameraEvent { camera, .. }) => c.on_camera(camera),
+                Err(_) => events = crossbeam_channel::never(),
+            },
+            recv(commands) -> cmd => match cmd {
+                Ok(cmd) => c.on_command(cmd),
+                Err(_) => return Ok(()),
+            },
+            recv(ticker) -> _ => c.on_tick(),
+            recv(shutdown.channel()) -> _ => return Ok(()),
+        }
+        if shutdown.is_set() {
+            return Ok(());
+        }
+    }
+}
+
+fn is_camera_path(name: &str) -> bool {
+    name.strip_prefix("camera").is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+impl Control {
+    fn api(&self) -> &Client {
+        &self.shared.bg_client
+    }
+
+    fn on_camera(&mut self, camera: Arc<Camera>) {
+        let path = camera.path_name.clone();
+        let connected = camera.status == CameraStatus::Connected;
+        let auto = self.shared.config.camera.auto_start_streams;
+        let entry = self.table.entry(path.clone()).or_insert_with(|| Entry {
+            camera: camera.clone(),
+            connected,
+            wanted: false,
+            exists: false,
+            record: false,
+            delete_pending: false,
+        });
+        entry.camera = camera;
+        entry.connected = connected;
+        if connected {
+            entry.wanted = entry.wanted || auto;
+            entry.delete_pending = false;
+            if entry.wanted && !self.shared.breaker_open() {
+                let _ = self.converge(&path);
+            }
+        } else {
+            entry.wanted = false;
+            entry.record = false;
+            self.remove(&path);
+        }
+    }
+
+    fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Ensure { path, reply } => {
+                let r = self.ensure(&path);
+                let _ = reply.send(r);
+            }
+            Command::SetRecord { path, on, reply } => {
+                let r = self.set_record(&path, on);
+                let _ = reply.send(r);
+            }
+            Command::Reconcile => self.reconcile(),
+        }
+    }
+
+    fn connected_entry(&mut self, path: &str) -> Result<&mut Entry> {
+        match self.table.get_mut(path) {
+            Some(e) if e.connected => Ok(e),
+            _ => Err(Error::MediaMtx(format!("no connected camera for MediaMTX path {path}"))),
+        }
+    }
+
+    fn ensure(&mut self, path: &str) -> Result<()> {
+        let entry = self.connected_entry(path)?;
+        entry.wanted = true;
+        if entry.exists {
+            return Ok(());
+        }
+        self.converge(path).map(|_| ()).map_err(|e| Error::MediaMtx(format!("path {path}: {e}")))
+    }
+
+    fn set_record(&mut self, path: &str, on: bool) -> Result<()> {
+        let entry = self.connected_entry(path)?;
+        entry.record = on;
+        entry.wanted = true;
+        let patched = if entry.exists {
+            match self.shared.bg_client.patch_path(path, &json!({ "record": on })) {
+                // Gone behind our back (MediaMTX restarted): converge re-creates it with the recorder setting.
+                Err(ApiError::NotFound(_)) => None,
+                other => Some(other),
+            }
+        } else {
+            None
+        };
+        let result = match patched {
+            Some(r) => r,
+            None => self.converge(path).map(|_| ()),
+        };
+        result.map_err(|e| Error::MediaMtx(format!("record {} on {path}: {e}", if on { "on" } else { "off" })))
+    }
+
+    /// Converge one path of the table and record the outcome.
+    fn converge(&mut self, path: &str) -> ApiResult<Converged> {
+        let Some(entry) = self.table.get(path) else {
+            return Err(ApiError::NotFound(path.to_string()));
+        };
+        let desired = pathconf::desired(&self.shared.config, &entry.camera, entry.record);
+        let result = converge(self.api(), path, &desired);
+        match &result {
+            Ok(done) => {
+                if *done != Converged::Unchanged {
+                    log::info!("MediaMTX path {path}: {done:?}");
+                }
+                self.set_exists(path, true);
+            }
+            Err(e) => log::warn!("MediaMTX path {path} not converged: {e}"),
+        }
+        result
+    }
+
+    fn set_exists(&mut self, path: &str, exists: bool) {
+        let Some(entry) = self.table.get_mut(path) else {
+            return;
+        };
+        let changed = entry.exists != exists;
+        entry.exists = exists;
+        {
+            let mut set = self.shared.paths.write();
+            if exists {
+                set.insert(path.to_string());
+            } else {
+                set.remove(path);
+            }
+        }
+        if changed {
+            (self.hooks.announce)(&entry.camera.device);
+        }
+    }
+
+    /// Delete the path of a camera that went away, unless it is recording (then later).
+    fn remove(&mut self, path: &str) {
+        let device = match self.table.get(path) {
+            Some(e) => e.camera.device.clone(),
+            None => return,
+        };
+        if (self.hooks.is_recording)(&device) {
+            log::info!("MediaMTX path {path}: camera gone but still recording; deleting later");
+            if let Some(e) = self.table.get_mut(path) {
+                e.delete_pending = true;
+            }
+            return;
+        }
+        let result = if self.shared.breaker_open() {
+            Err(ApiError::Unreachable("circuit breaker open".into()))
+        } else {
+            self.api().delete_path(path)
+        };
+        let done = matches!(result, Ok(()) | Err(ApiError::NotFound(_)));
+        if let Err(e) = &result {
+            if !done {
+                log::warn!("MediaMTX path {path} not deleted: {e}");
+            }
+        }
+        if let Some(e) = self.table.get_mut(path) {
+            e.delete_pending = !done;
+        }
+        if done {
+            self.set_exists(path, false);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        if self.shared.breaker_open() {
+            return;
+        }
+        if self.last_reconcile.is_none_or(|t| t.elapsed() >= RECONCILE_EVERY) {
+            return self.reconcile();
+        }
+        let list = match self.api().list_paths() {
+            Ok(list) => list,
+            Err(e) => {
+                log::debug!("MediaMTX runtime list: {e}");
+                return;
+            }
+        };
+        self.shared.store_runtime(&list);
+        let present: std::collections::HashSet<&str> = list.iter().map(|p| p.name.as_str()).collect();
+        let lost: Vec<String> = self
+            .table
+            .iter()
+            .filter(|(p, e)| e.exists && !present.contains(p.as_str()))
+            .map(|(p, _)| p.clone())
+            .collect();
+        for path in lost {
+            log::warn!("MediaMTX forgot path {path} (restarted?): re-creating");
+            if self.converge(&path).is_err_and(|e| e.is_transport()) {
+                return;
+            }
+        }
+        self.retry_pending();
+    }
+
+    /// Retry failed creations and deletions; stop at the first transport error (MediaMTX is down again).
+    fn retry_pending(&mut self) {
+        let todo: Vec<(String, bool)> = self
+            .table
+            .iter()
+            .filter(|(_, e)| (e.wanted && e.connected && !e.exists) || e.delete_pending)
+            .map(|(p, e)| (p.clone(), e.delete_pending))
+            .collect();
+        for (path, delete) in todo {
+            if delete {
+                self.remove(&path);
+            } else if self.converge(&path).is_err_and(|e| e.is_transport()) {
+                return;
+            }
+        }
+    }
+
+    /// Re-create every wanted path and delete stale `cameraN` paths that no connected camera owns.
+    fn reconcile(&mut self) {
+        self.last_reconcile = Some(Instant::now());
+        let list = match self.api().list_paths() {
+            Ok(list) => list,
+            Err(e) => {
+                log::debug!("MediaMTX reconcile skipped: {e}");
+                return;
+            }
+        };
+        self.shared.store_runtime(&list);
+        for p in &list {
+            // Only static entries of ours: a regexp-matched runtime path has another confName.
+            if p.conf_name != p.name || !is_camera_path(&p.name) {
+                continue;
+            }
+            if self.table.get(&p.name).is_some_and(|e| e.connected) {
+                continue;
+            }
+            let number = &p.name["camera".len()..];
+            let entry = self.table.entry(p.name.clone()).or_insert_with(|| stale_entry(&p.name, number));
+            entry.delete_pending = true;
+            log::info!("MediaMTX path {} has no connected camera: deleting", p.name);
+        }
+        let wanted: Vec<String> =
+            self.table.iter().filter(|(_, e)| e.wanted && e.connected).map(|(p, _)| p.clone()).collect();
+        for path in wanted {
+            if self.converge(&path).is_err_and(|e| e.is_transport()) {
+                return;
+            }
+        }
+        let stale: Vec<String> = self.table.iter().filter(|(_, e)| e.delete_pending).map(|(p, _)| p.clone()).collect();
+        for path in stale {
+            self.remove(&path);
+        }
+    }
+}
+
+/// A table entry for a path found in MediaMTX without a camera we know of.
+fn stale_entry(path: &str, number: &str) -> Entry {
+    let n: u32 = number.parse().unwrap_or(0);
+    let camera = Camera {
+        device: format!("/dev/video{number}"),
+        path_name: path.to_string(),
+        number: n,
+        status: CameraStatus::Disconnected,
+        name: format!("Camera {number}"),
+        identity: String::new(),
+        serial: None,
+        bus_info: None,
+        driver: None,
+        is_virtual: false,
+        formats: Vec::new(),
+        resolution: String::new(),
+        fps: 0,
+        validation_status: "disconnected".into(),
+        error: None,
+        virtual_source: None,
+        input_format: None,
+    };
+    Entry {
+        camera: Arc::new(camera),
+        connected: false,
+        wanted: false,
+        exists: false,
+        record: false,
+        delete_pending: true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn camera_path_names() {
+        assert!(is_camera_path("camera0") && is_camera_path("camera12"));
+        assert!(!is_camera_path("camera") && !is_camera_path("camera1x") && !is_camera_path("virtual0"));
+    }
+}
