@@ -95,7 +95,7 @@ fn main() {
     let n: usize = std::env::var("FILES_BENCH_N").ok().and_then(|s| s.parse().ok()).unwrap_or(10_000);
     let root = std::env::temp_dir().join(format!("camera-service-bench-files-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&root);
-    for sub in ["recordings", "snapshots", "state"] {
+    for sub in ["recordings", "snapshots", "state", "state/dev"] {
         std::fs::create_dir_all(root.join(sub)).unwrap();
     }
     let t = Instant::now();
