@@ -143,6 +143,7 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> s
     let media = Media::default();
     let mediamtx = MediaMtx::start(config.clone(), cameras.clone(), media.clone(), components.clone(), supervisor)?;
     let names: Vec<&'static str> = table::all().iter().map(|m| m.name).collect();
+    let files = Files::start(config.clone(), media.clone(), hub.clone(), components.clone(), supervisor)?;
     let app = Arc::new(App {
         config: config.clone(),
         started: Instant::now(),
@@ -155,7 +156,7 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> s
         cameras,
         mediamtx,
         media,
-        files: Files::default(),
+        files,
     });
     app.media.start_for(&app, supervisor)?;
     let http = HttpPool::start(app.clone(), supervisor)?;

@@ -6,6 +6,7 @@ mod cameras;
 mod config;
 mod docs;
 mod fake_mediamtx;
+mod files;
 mod media;
 mod mediamtx;
 mod server;

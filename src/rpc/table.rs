@@ -6,8 +6,14 @@ use std::sync::OnceLock;
 use super::Method;
 
 /// Each component's method slice. Names not listed here answer -32601 like any unknown method.
-fn slices() -> [&'static [Method]; 4] {
-    [super::system::METHODS, crate::camera::METHODS, crate::mediamtx::METHODS, crate::media::METHODS]
+fn slices() -> [&'static [Method]; 5] {
+    [
+        super::system::METHODS,
+        crate::camera::METHODS,
+        crate::mediamtx::METHODS,
+        crate::media::METHODS,
+        crate::files::rpc::METHODS,
+    ]
 }
 
 struct Table {
