@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use camera_service::camera::{Camera, CameraStatus};
+use camera_service::camera::Camera;
 use camera_service::config::{Config, VirtualCameraConfig};
 use camera_service::error::{Error, Result};
 use camera_service::files::Thresholds;
@@ -53,31 +53,8 @@ impl StreamServer for ReadyPath {
 }
 
 fn camera() -> Camera {
-    Camera {
-        device: "virtual0".into(),
-        path_name: "virtual0".into(),
-        number: 0,
-        status: CameraStatus::Connected,
-        name: "T".into(),
-        identity: "virtual:0".into(),
-        serial: None,
-        bus_info: None,
-        driver: None,
-        is_virtual: true,
-        formats: vec![],
-        resolution: "640x480".into(),
-        fps: 15,
-        validation_status: "confirmed".into(),
-        error: None,
-        virtual_source: Some(VirtualCameraConfig {
-            name: "T".into(),
-            width: 640,
-            height: 480,
-            fps: 15,
-            pattern: "testsrc2".into(),
-        }),
-        input_format: None,
-    }
+    let cfg = VirtualCameraConfig { name: "T".into(), width: 640, height: 480, fps: 15, pattern: "testsrc2".into() };
+    camera_service::camera::virtual_camera(0, &cfg)
 }
 
 fn media(root: &std::path::Path, rtsp_port: Option<u16>, sup: &Supervisor) -> Media {

@@ -8,6 +8,7 @@ pub mod config;
 pub mod daemon;
 pub mod error;
 pub mod files;
+pub mod fsutil;
 pub mod http;
 pub mod ids;
 pub mod lifecycle;

@@ -77,31 +77,8 @@ impl Subscriber for Collector {
 }
 
 fn virtual_camera(i: u32, w: u32, h: u32, fps: u32) -> Camera {
-    Camera {
-        device: format!("virtual{i}"),
-        path_name: format!("virtual{i}"),
-        number: i,
-        status: CameraStatus::Connected,
-        name: "T".into(),
-        identity: format!("virtual:{i}"),
-        serial: None,
-        bus_info: None,
-        driver: None,
-        is_virtual: true,
-        formats: vec![],
-        resolution: format!("{w}x{h}"),
-        fps,
-        validation_status: "confirmed".into(),
-        error: None,
-        virtual_source: Some(VirtualCameraConfig {
-            name: "T".into(),
-            width: w,
-            height: h,
-            fps,
-            pattern: "testsrc2".into(),
-        }),
-        input_format: None,
-    }
+    let cfg = VirtualCameraConfig { name: "T".into(), width: w, height: h, fps, pattern: "testsrc2".into() };
+    camera_service::camera::virtual_camera(i as usize, &cfg)
 }
 
 /// One in-process component: temp dirs, a virtual camera `virtual0` (320x240 @ 10 fps), 2 s segments.

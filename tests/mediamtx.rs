@@ -33,23 +33,11 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
 
 fn camera(n: u32, status: CameraStatus) -> Arc<Camera> {
     Arc::new(Camera {
-        device: format!("/dev/video{n}"),
-        path_name: format!("camera{n}"),
-        number: n,
-        status,
-        name: format!("Camera {n}"),
         identity: format!("usb-{n}"),
-        serial: None,
-        bus_info: None,
         driver: Some("uvcvideo".into()),
-        is_virtual: false,
-        formats: vec![],
         resolution: "1920x1080".into(),
         fps: 30,
-        validation_status: "none".into(),
-        error: None,
-        virtual_source: None,
-        input_format: None,
+        ..Camera::unprobed(n, status)
     })
 }
 

@@ -389,32 +389,19 @@ fn a_client_that_stops_reading_is_disconnected_and_others_go_on() {
         .yaml("notifications:\n  websocket:\n    max_queue_size: 8\n    delivery_timeout: 0.5")
         .yaml("server:\n  max_message_size: 4096\n  max_frame_size: 4096")
         .start();
-    // The slow client: a tiny receive buffer and it never reads.
+    // The slow client: a tiny receive buffer (set before connecting, so the TCP window stays small) and it never
+    // reads.
     let slow = {
-        let s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
-        let v: libc::c_int = 4096;
-        // SAFETY: valid fd and option value.
-        unsafe {
-            libc::setsockopt(
-                std::os::fd::AsRawFd::as_raw_fd(&s),
-                libc::SOL_SOCKET,
-                libc::SO_RCVBUF,
-                (&v as *const libc::c_int).cast(),
-                4,
-            )
-        };
+        let s = small_window_connect(d.port);
         let (mut ws, _) = tungstenite::client(d.url(), s).unwrap();
-        ws.send(Message::text(
-            json!({"jsonrpc":"2.0","method":"authenticate","params":{"auth_token":token("viewer",600)},"id":1})
-                .to_string(),
-        ))
-        .unwrap();
+        let auth = json!({"jsonrpc":"2.0","method":"authenticate","params":{"auth_token":token("viewer",600)},"id":1});
+        ws.send(Message::text(auth.to_string())).unwrap();
         let _ = ws.read().unwrap();
         ws
     };
     let mut good = d.client_as("admin");
     let dev = d.path("dev");
-    for round in 0..400u32 {
+    for round in 0..2000u32 {
         if !plug_unopenable(&dev, 3) {
             eprintln!("skipped: mknod needs root");
             return;
@@ -424,7 +411,7 @@ fn a_client_that_stops_reading_is_disconnected_and_others_go_on() {
         std::fs::remove_file(dev.join("video3")).unwrap();
         good.wait_notification("camera_status_update", Duration::from_secs(10), |p| p["status"] == "DISCONNECTED")
             .unwrap_or_else(|| panic!("round {round}: no DISCONNECTED notification"));
-        if round % 50 == 49 {
+        if round % 20 == 19 {
             let m = good.ok("get_metrics", Value::Null);
             if m["dropped_slow_clients"].as_u64().unwrap_or(0) >= 1 {
                 assert_eq!(m["active_connections"], 1, "only the good client is left: {m}");
@@ -435,4 +422,25 @@ fn a_client_that_stops_reading_is_disconnected_and_others_go_on() {
         }
     }
     panic!("the slow client was never disconnected");
+}
+
+/// A TCP connection to 127.0.0.1:port whose receive buffer is 2 KiB from the SYN on.
+fn small_window_connect(port: u16) -> std::net::TcpStream {
+    use std::os::fd::FromRawFd;
+    // SAFETY: plain socket syscalls on a descriptor this function owns; on success it is handed to TcpStream.
+    unsafe {
+        let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+        assert!(fd >= 0);
+        let v: libc::c_int = 2048;
+        libc::setsockopt(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, (&v as *const libc::c_int).cast(), 4);
+        let addr = libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: port.to_be(),
+            sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes([127, 0, 0, 1]) },
+            sin_zero: [0; 8],
+        };
+        let r = libc::connect(fd, (&addr as *const libc::sockaddr_in).cast(), std::mem::size_of_val(&addr) as u32);
+        assert_eq!(r, 0, "connect: {}", std::io::Error::last_os_error());
+        std::net::TcpStream::from_raw_fd(fd)
+    }
 }

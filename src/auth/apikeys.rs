@@ -6,8 +6,6 @@
 //! restart.
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -182,17 +180,8 @@ fn read_file(path: &Path) -> Result<KeyFile, String> {
 
 /// Atomic write with mode 0600: the file holds only hashes, but its metadata is still nobody else's business.
 fn write_file(path: &Path, file: &KeyFile) -> std::io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("json.tmp");
-    {
-        let mut f = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
-        f.write_all(serde_json::to_string_pretty(file).map_err(std::io::Error::other)?.as_bytes())?;
-        f.sync_all()?;
-    }
-    fs::set_permissions(&tmp, fs::Permissions::from_mode(0o600))?;
-    fs::rename(&tmp, path)
+    let body = serde_json::to_string_pretty(file).map_err(std::io::Error::other)?;
+    crate::fsutil::write_atomic(path, body.as_bytes(), 0o600)
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use parking_lot::{Mutex, RwLock};
 
 pub use methods::METHODS;
 pub use model::{Camera, CameraEvent, CameraStatus, Format, FrameSize};
+pub use registry::virtual_camera;
 
 use crate::config::Config;
 use crate::error::{Error, Result};

@@ -73,6 +73,32 @@ pub struct Camera {
     pub input_format: Option<String>,
 }
 
+impl Camera {
+    /// A real camera `/dev/videoN` about which nothing has been probed yet (the starting point of every registry
+    /// entry; also what tests build on with struct-update syntax).
+    pub fn unprobed(n: u32, status: CameraStatus) -> Camera {
+        Camera {
+            device: format!("/dev/video{n}"),
+            path_name: format!("camera{n}"),
+            number: n,
+            status,
+            name: format!("Camera {n}"),
+            identity: format!("node:/dev/video{n}"),
+            serial: None,
+            bus_info: None,
+            driver: None,
+            is_virtual: false,
+            formats: Vec::new(),
+            resolution: String::new(),
+            fps: 0,
+            validation_status: "none".into(),
+            error: None,
+            virtual_source: None,
+            input_format: None,
+        }
+    }
+}
+
 /// A change in the registry: the camera as it is now, and its status before (None = first seen).
 #[derive(Debug, Clone)]
 pub struct CameraEvent {

@@ -368,25 +368,7 @@ impl Registry {
 }
 
 pub(super) fn base_camera(n: u32, status: CameraStatus) -> Camera {
-    Camera {
-        device: format!("/dev/video{n}"),
-        path_name: format!("camera{n}"),
-        number: n,
-        status,
-        name: format!("Camera {n}"),
-        identity: format!("node:/dev/video{n}"),
-        serial: None,
-        bus_info: None,
-        driver: None,
-        is_virtual: false,
-        formats: Vec::new(),
-        resolution: String::new(),
-        fps: 0,
-        validation_status: "none".into(),
-        error: None,
-        virtual_source: None,
-        input_format: None,
-    }
+    Camera::unprobed(n, status)
 }
 
 fn connected_camera(

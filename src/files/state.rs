@@ -3,8 +3,8 @@
 //! half-written file.
 
 use std::fs;
-use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::io;
+use std::path::Path;
 
 use serde::{de::DeserializeOwned, Deserialize, Serialize};
 
@@ -63,22 +63,9 @@ pub fn load<T: DeserializeOwned>(dir: &Path, file: &str) -> io::Result<Option<T>
 
 /// Writes `<dir>/<file>` atomically.
 pub fn save<T: Serialize>(dir: &Path, file: &str, value: &T) -> io::Result<()> {
-    fs::create_dir_all(dir)?;
-    let tmp: PathBuf = dir.join(format!(".{file}.tmp-{}", std::process::id()));
-    let body = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
-    let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
-        f.write_all(&body)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        fs::rename(&tmp, dir.join(file))?;
-        // Make the rename itself durable.
-        fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
+    let mut body = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
+    body.push(b'\n');
+    crate::fsutil::write_atomic(&dir.join(file), &body, 0o640)
 }
 
 #[cfg(test)]

@@ -368,23 +368,10 @@ impl Control {
 fn stale_entry(path: &str, number: &str) -> Entry {
     let n: u32 = number.parse().unwrap_or(0);
     let camera = Camera {
-        device: format!("/dev/video{number}"),
         path_name: path.to_string(),
-        number: n,
-        status: CameraStatus::Disconnected,
-        name: format!("Camera {number}"),
         identity: String::new(),
-        serial: None,
-        bus_info: None,
-        driver: None,
-        is_virtual: false,
-        formats: Vec::new(),
-        resolution: String::new(),
-        fps: 0,
         validation_status: "disconnected".into(),
-        error: None,
-        virtual_source: None,
-        input_format: None,
+        ..Camera::unprobed(n, CameraStatus::Disconnected)
     };
     Entry {
         camera: Arc::new(camera),

@@ -194,23 +194,10 @@ mod tests {
 
     pub(crate) fn camera(n: u32) -> Camera {
         Camera {
-            device: format!("/dev/video{n}"),
-            path_name: format!("camera{n}"),
-            number: n,
-            status: CameraStatus::Connected,
-            name: format!("Camera {n}"),
             identity: format!("usb-{n}"),
-            serial: None,
-            bus_info: None,
-            driver: None,
-            is_virtual: false,
-            formats: vec![],
             resolution: "1920x1080".into(),
             fps: 30,
-            validation_status: "none".into(),
-            error: None,
-            virtual_source: None,
-            input_format: None,
+            ..Camera::unprobed(n, CameraStatus::Connected)
         }
     }
 
