@@ -44,6 +44,7 @@ pub fn run(loaded: Loaded) -> i32 {
         log::error!("{e}");
         return EXIT_FATAL;
     }
+    raise_fd_limit(&config);
     let supervisor = Supervisor::new(Shutdown::new());
     // Signals first, so a SIGTERM during start-up is not lost.
     let (sig_rx, signals) = match watch_signals() {
@@ -124,6 +125,27 @@ fn watch_signals() -> std::io::Result<(crossbeam_channel::Receiver<i32>, SignalH
         }
     })?;
     Ok((rx, handle))
+}
+
+/// Each connection is a descriptor: lift the soft `RLIMIT_NOFILE` (often 1024) towards the hard limit so
+/// `server.max_connections` can actually be reached.
+fn raise_fd_limit(config: &Config) {
+    let wanted = u64::from(config.server.max_connections) + 256;
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= wanted {
+            return;
+        }
+        let target = wanted.min(lim.rlim_max);
+        lim.rlim_cur = target;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 || target < wanted {
+            log::warn!(
+                "open-file limit {target} is below server.max_connections {}: raise LimitNOFILE",
+                config.server.max_connections
+            );
+        }
+    }
 }
 
 /// Data directories must exist and be writable before anything records into them.
