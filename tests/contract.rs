@@ -664,3 +664,19 @@ fn api_keys_over_websocket_and_http() {
         assert_eq!(st, 401);
     }
 }
+
+/// `duration` (legacy seconds) has no upper bound (api.md §3.8): the largest integer starts a recording that runs
+/// until stopped, and the daemon keeps serving (an overflowing deadline used to kill the recorder thread).
+#[test]
+fn unbounded_legacy_duration() {
+    let d = daemon();
+    let mut op = d.client_as("operator");
+    let r = op.ok("start_recording", json!({"device": "virtual0", "duration": i64::MAX}));
+    assert_eq!((r["status"].clone(), r["duration"].clone()), (json!("STARTED"), json!(i64::MAX)));
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(op.ok("get_recording_status", json!({"device": "virtual0"}))["status"], "RECORDING");
+    let r = op.ok("stop_recording", json!({"device": "virtual0"}));
+    assert_eq!(r["status"], "STOPPED");
+    assert!(r["file_size"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(op.ok("ping", Value::Null), "pong");
+}
