@@ -680,3 +680,16 @@ fn unbounded_legacy_duration() {
     assert!(r["file_size"].as_u64().unwrap() > 0, "{r}");
     assert_eq!(op.ok("ping", Value::Null), "pong");
 }
+
+/// `max_age_days` is any number > 0: a huge one keeps everything (it used to overflow a Duration and panic).
+#[test]
+fn huge_retention_age() {
+    let d = daemon();
+    std::fs::write(d.path("snapshots/s.jpg"), b"x").unwrap();
+    let mut a = d.client_as("admin");
+    let r = a.ok("set_retention_policy", json!({"policy_type": "age", "max_age_days": 1e300, "enabled": true}));
+    assert_eq!(r["max_age_days"], 1e300);
+    let r = a.ok("cleanup_old_files", Value::Null);
+    assert_eq!((r["files_deleted"].clone(), r["space_freed"].clone()), (json!(0), json!(0)), "{r}");
+    assert_eq!(a.ok("ping", Value::Null), "pong");
+}
