@@ -4,6 +4,7 @@ mod support;
 
 mod cameras;
 mod config;
+mod contract;
 mod docs;
 mod fake_mediamtx;
 mod files;

@@ -47,7 +47,9 @@ pub fn rules(config: &Config, policy: Option<&RetentionPolicy>, scheduled: bool)
         PolicyType::Manual if scheduled => None,
         PolicyType::Manual => Some(config_rules(config, false)),
         PolicyType::Age => {
-            let age = Duration::from_secs_f64(p.max_age_days.unwrap_or(0.0).max(0.0) * DAY);
+            // Any number > 0 is valid; one too large for a Duration means "keep everything" (no panic).
+            let age =
+                Duration::try_from_secs_f64(p.max_age_days.unwrap_or(0.0).max(0.0) * DAY).unwrap_or(Duration::MAX);
             Some(Rules {
                 recordings_max_age: Some(age),
                 snapshots_max_age: Some(age),

@@ -187,7 +187,7 @@ impl Recorder {
             if let Some(st) = p.try_wait() {
                 return Err(Error::Stream(format!("ffmpeg exited at once ({})", process::describe(st))));
             }
-            session.deadline = req.duration.map(|d| started + Duration::from_secs(d) + DIRECT_TIMER_SLACK);
+            session.deadline = req.duration.and_then(|d| deadline(started, d)?.checked_add(DIRECT_TIMER_SLACK));
             session.backend = Backend::Direct(p);
             log::info!(
                 "recording {} started (session {}, direct ffmpeg)",
@@ -245,7 +245,7 @@ impl Recorder {
         match result {
             Ok(keepalive) => {
                 s.started = Instant::now();
-                s.deadline = s.info.duration.map(|d| s.started + Duration::from_secs(d));
+                s.deadline = s.info.duration.and_then(|d| deadline(s.started, d));
                 if let Backend::Mtx { keepalive: k, .. } = &mut s.backend {
                     *k = Some(keepalive);
                 }
@@ -428,6 +428,12 @@ enum Begin {
     Now(Session),
     /// MediaMTX preparation running; reply on [`Command::Prepared`].
     Later(Session),
+}
+
+/// The auto-stop instant `secs` after `start`; None (until stopped) when that is beyond what `Instant` can hold —
+/// `duration` has no upper bound in the contract, and an overflow here would panic the recorder thread.
+fn deadline(start: Instant, secs: u64) -> Option<Instant> {
+    start.checked_add(Duration::from_secs(secs))
 }
 
 fn not_recording(device: &str) -> Error {

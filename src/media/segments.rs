@@ -119,13 +119,17 @@ pub fn direct_input(config: &Config, camera: &Camera) -> Vec<String> {
     a
 }
 
+/// Longest `-t` handed to ffmpeg (about 100 years).
+const MAX_FFMPEG_SECONDS: u64 = 100 * 365 * 86_400;
+
 /// The complete direct-mode recording command: H.264 into the segment muxer with fragmented MP4, so a segment cut
 /// off by SIGKILL or a crash stays playable up to its last fragment. `-t` sits before the output (D23).
 pub fn direct_args(config: &Config, camera: &Camera, dir: &Path, duration: Option<u64>) -> Vec<String> {
     let fps = camera.virtual_source.as_ref().map(|v| v.fps).unwrap_or(camera.fps).max(1);
     let mut a = s(&["-hide_banner", "-loglevel", "error", "-nostdin"]);
     a.extend(direct_input(config, camera));
-    if let Some(d) = duration {
+    // ffmpeg keeps times in i64 microseconds and refuses a larger `-t`; past this the recorder's timer ends it.
+    if let Some(d) = duration.filter(|&d| d <= MAX_FFMPEG_SECONDS) {
         a.extend(s(&["-t", &d.to_string()]));
     }
     // A key frame every second so short segments really rotate on time.
