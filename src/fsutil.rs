@@ -25,6 +25,18 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
+/// Create `dir` (and parents) so that the group may write into it: mode 2775 set explicitly, because the
+/// service's umask (0027 under the packaged unit) would otherwise strip group write. MediaMTX's recorder runs in
+/// the service's group and writes per-camera recording folders (deployment: recordings directory 2775).
+pub fn create_shared_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if dir.is_dir() {
+        return Ok(());
+    }
+    fs::create_dir_all(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o2775))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +51,15 @@ mod tests {
         assert_eq!(fs::read(&p).unwrap(), b"two");
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::read_dir(&d).unwrap().count(), 1, "no temp file left behind");
+        let _ = fs::remove_dir_all(&d);
+    }
+
+    #[test]
+    fn shared_dirs_are_group_writable_whatever_the_umask() {
+        let d = std::env::temp_dir().join(format!("fsutil-shared-{}", std::process::id()));
+        let sub = d.join("camera0");
+        create_shared_dir(&sub).unwrap();
+        assert_eq!(fs::metadata(&sub).unwrap().permissions().mode() & 0o7777, 0o2775);
         let _ = fs::remove_dir_all(&d);
     }
 }

@@ -26,4 +26,4 @@ pub mod ws;
 
 /// Crate version and the git commit it was built from.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub const GIT_COMMIT: &str = env!("CAMERA_SERVICE_GIT_COMMIT");
+pub const GIT_COMMIT: &str = env!("BUILD_GIT_COMMIT");

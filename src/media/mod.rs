@@ -216,7 +216,7 @@ impl Media {
     /// `take_snapshot`: the result object (a capture failure is a result with `status: "FAILED"`).
     pub fn take_snapshot(&self, params: &Value) -> Result<Value> {
         let shared = self.shared()?;
-        let req = snapshot::Request::parse(params)?;
+        let req = snapshot::Request::parse(params, shared.config.snapshots.quality)?;
         snapshot::take(shared, &req)
     }
 

@@ -149,7 +149,8 @@ impl Recorder {
             return Err(Error::CameraNotFound(format!("{} is {}", camera.device, camera.status.as_str())));
         }
         let dir = segments::session_dir(cfg, &camera.path_name);
-        std::fs::create_dir_all(&dir).map_err(|e| Error::internal(format!("recordings dir {}: {e}", dir.display())))?;
+        crate::fsutil::create_shared_dir(&dir)
+            .map_err(|e| Error::internal(format!("recordings dir {}: {e}", dir.display())))?;
         snapshot::storage_guard(&dir, (shared.thresholds)())?;
         let direct = camera.is_virtual || !shared.mediamtx.enabled();
         if !direct && !shared.mediamtx.available() {

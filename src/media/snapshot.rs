@@ -56,14 +56,15 @@ pub struct Request {
 }
 
 impl Request {
-    pub fn parse(p: &Value) -> Result<Request> {
+    /// `default_quality` is `snapshots.quality` (85 unless configured, the Python API default).
+    pub fn parse(p: &Value, default_quality: u8) -> Result<Request> {
         let device = params::required_str(p, "device")?.to_string();
         let format = match params::opt_str(p, "format")?.map(str::to_ascii_lowercase).as_deref() {
             None | Some("jpg") | Some("jpeg") => ImageFormat::Jpeg,
             Some("png") => ImageFormat::Png,
             Some(other) => return Err(Error::invalid_params(format!("format must be jpg, jpeg or png, got {other}"))),
         };
-        let quality = params::opt_int(p, "quality", 1, 100)?.unwrap_or(85) as u8;
+        let quality = params::opt_int(p, "quality", 1, 100)?.map_or(default_quality, |q| q as u8);
         let filename = params::opt_str(p, "filename")?.map(|n| normalise_name(n, format)).transpose()?;
         Ok(Request { device, format, quality, filename })
     }
@@ -357,13 +358,13 @@ mod tests {
 
     #[test]
     fn params_are_validated() {
-        let r = Request::parse(&json!({"device": "virtual0"})).unwrap();
+        let r = Request::parse(&json!({"device": "virtual0"}), 85).unwrap();
         assert_eq!((r.format, r.quality, r.filename), (ImageFormat::Jpeg, 85, None));
-        let r = Request::parse(&json!({"device": "virtual0", "format": "png", "filename": "a"})).unwrap();
+        let r = Request::parse(&json!({"device": "virtual0", "format": "png", "filename": "a"}), 85).unwrap();
         assert_eq!(r.filename.as_deref(), Some("a.png"));
-        let r = Request::parse(&json!({"device": "v", "format": "jpeg", "filename": "x.JPEG"})).unwrap();
+        let r = Request::parse(&json!({"device": "v", "format": "jpeg", "filename": "x.JPEG"}), 85).unwrap();
         assert_eq!(r.filename.as_deref(), Some("x.JPEG"));
-        let r = Request::parse(&json!({"device": "v", "filename": "x.png"})).unwrap();
+        let r = Request::parse(&json!({"device": "v", "filename": "x.png"}), 85).unwrap();
         assert_eq!(r.filename.as_deref(), Some("x.png.jpg"));
         for bad in [
             json!({"device": "v", "format": "bmp"}),
@@ -377,7 +378,7 @@ mod tests {
             json!({"device": "v", "filename": ""}),
             json!({"format": "jpg"}),
         ] {
-            assert_eq!(Request::parse(&bad).unwrap_err().code(), -32602, "{bad}");
+            assert_eq!(Request::parse(&bad, 85).unwrap_err().code(), -32602, "{bad}");
         }
     }
 

@@ -1,6 +1,7 @@
 //! The JSON-RPC 2.0 envelope (decisions §3, api.md §1.3, §2.2): parse, batch, authenticate, authorize, rate-limit,
 //! call, reply. Replies are written by hand so members come in the Python order (`jsonrpc`, `result|error`, `id`).
 
+use std::panic::AssertUnwindSafe;
 use std::time::Instant;
 
 use serde_json::{json, Value};
@@ -189,7 +190,9 @@ fn call(
         user_id: identity.map(|i| i.user_id.clone()),
     };
     let call = Call::new(app, params, &caller);
-    let result = (method.handler)(&call);
+    // A bug in one handler must cost one request (-32603), not the connection worker and with it the daemon.
+    let result = std::panic::catch_unwind(AssertUnwindSafe(|| (method.handler)(&call)))
+        .unwrap_or_else(|_| Err(Error::internal(format!("handler of {} panicked", method.name))));
     after.extend(call.after_reply.into_inner());
     result
 }
