@@ -1,5 +1,6 @@
 //! One connection's state on a worker, and the slab that owns them.
 
+use std::io::{self, Read, Write};
 use std::net::TcpStream;
 use std::time::Instant;
 
@@ -8,13 +9,45 @@ use tungstenite::WebSocket;
 use crate::auth::Session;
 use crate::rpc::dispatch::ConnFacts;
 
+/// The connection's socket, remembering whether the last read drained it.
+///
+/// With edge-triggered epoll, a read that returns fewer bytes than asked for means the socket was empty at that
+/// moment, and any data arriving later raises a new readiness edge. So after a short read, the next read can
+/// report `WouldBlock` without a syscall, until epoll says the socket is readable again: one `recv` per request
+/// instead of two.
+pub struct Sock {
+    pub stream: TcpStream,
+    pub drained: bool,
+}
+
+impl Read for Sock {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.drained {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let n = self.stream.read(buf)?;
+        self.drained = n > 0 && n < buf.len();
+        Ok(n)
+    }
+}
+
+impl Write for Sock {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 pub enum Phase {
     /// Reading the HTTP request head.
     Handshake {
         stream: TcpStream,
         buf: Vec<u8>,
     },
-    Open(Box<WebSocket<TcpStream>>),
+    Open(Box<WebSocket<Sock>>),
     /// Only while the stream moves from the handshake into the WebSocket.
     Moving,
 }

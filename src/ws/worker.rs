@@ -175,10 +175,13 @@ impl Worker {
 
     fn on_io(&mut self, token: u64, bits: u32) {
         let Some(conn) = self.conns.get_mut(token) else { return };
-        match &conn.phase {
+        match &mut conn.phase {
             Phase::Handshake { .. } => self.read_head(token),
             Phase::Moving => {}
-            Phase::Open(_) => {
+            Phase::Open(ws) => {
+                if bits & (READABLE | HANGUP) != 0 {
+                    ws.get_mut().drained = false;
+                }
                 if bits & WRITABLE != 0 {
                     self.flush(token);
                 }
@@ -241,7 +244,8 @@ impl Worker {
             return self.drop_conn(token);
         }
         let Phase::Handshake { stream, .. } = std::mem::replace(&mut conn.phase, Phase::Moving) else { return };
-        let ws = WebSocket::from_partially_read(stream, rest, Role::Server, Some(self.ws_config));
+        let sock = super::conn::Sock { stream, drained: false };
+        let ws = WebSocket::from_partially_read(sock, rest, Role::Server, Some(self.ws_config));
         conn.phase = Phase::Open(Box::new(ws));
         conn.facts.host = host;
         conn.last_rx = Instant::now();
@@ -450,7 +454,7 @@ impl Worker {
         if let Some(conn) = self.conns.remove(token) {
             let fd = match &conn.phase {
                 Phase::Handshake { stream, .. } => Some(stream.as_raw_fd()),
-                Phase::Open(ws) => Some(ws.get_ref().as_raw_fd()),
+                Phase::Open(ws) => Some(ws.get_ref().stream.as_raw_fd()),
                 Phase::Moving => None,
             };
             if let Some(fd) = fd {
