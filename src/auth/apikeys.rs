@@ -143,7 +143,7 @@ impl ApiKeys {
             }
         }
         let role = Role::parse(&rec.role)?;
-        Some(Identity { user_id: format!("api_key_{}", rec.key_id), role, method: "api_key", expires_at: None })
+        Some(Identity { user_id: format!("api_key_{}", rec.key_id).into(), role, method: "api_key", expires_at: None })
     }
 
     /// Create a key, store only its hash, and return the key (shown once).

@@ -54,7 +54,7 @@ impl JwtKeys {
             serde_json::Value::Null => return None,
             other => other.to_string(),
         };
-        Some(Identity { user_id, role, method: "jwt", expires_at: Some(c.exp) })
+        Some(Identity { user_id: user_id.into(), role, method: "jwt", expires_at: Some(c.exp) })
     }
 
     /// A token for `user` with `role`, valid for `ttl_secs`.
@@ -86,7 +86,7 @@ mod tests {
         let now = now_secs();
         let good = sign(b"secret", json!({"user_id": "alice", "role": "operator", "iat": now, "exp": now + 60}));
         let id = keys.verify(&good).unwrap();
-        assert_eq!((id.user_id.as_str(), id.role), ("alice", Role::Operator));
+        assert_eq!((&*id.user_id, id.role), ("alice", Role::Operator));
         let expired = sign(b"secret", json!({"user_id": "a", "role": "admin", "iat": now - 100, "exp": now - 1}));
         assert!(keys.verify(&expired).is_none());
         let forged = sign(b"other", json!({"user_id": "a", "role": "admin", "iat": now, "exp": now + 60}));

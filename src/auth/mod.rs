@@ -22,7 +22,7 @@ use jwt::JwtKeys;
 /// Who a credential belongs to.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Identity {
-    pub user_id: String,
+    pub user_id: Arc<str>,
     pub role: Role,
     /// `jwt` or `api_key`.
     pub method: &'static str,

@@ -2,6 +2,7 @@
 //! call, reply. Replies are written by hand so members come in the Python order (`jsonrpc`, `result|error`, `id`).
 
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
 use std::time::Instant;
 
 use serde_json::{json, Value};
@@ -38,7 +39,7 @@ pub struct Outcome {
 #[derive(Debug, Clone, Default)]
 pub struct ConnFacts {
     pub client_id: u64,
-    pub host: Option<String>,
+    pub host: Option<Arc<str>>,
 }
 
 impl Work {
@@ -228,7 +229,7 @@ fn authenticate(app: &App, session: &mut Session, params: &Value) -> Result<Valu
                 "permissions": identity.role.permissions(),
                 "expires_at": timefmt::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires.max(0) as u64)),
                 "session_id": session_id,
-                "user_id": identity.user_id,
+                "user_id": &*identity.user_id,
                 "auth_method": identity.method,
             });
             log::info!("authenticated {} as {}", identity.user_id, identity.role);

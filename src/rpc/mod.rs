@@ -9,6 +9,7 @@ pub mod system;
 pub mod table;
 
 use std::cell::RefCell;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -44,10 +45,10 @@ pub struct Method {
 pub struct Caller {
     /// Connection id (internal, never sent to clients).
     pub client_id: u64,
-    /// Host part of the `Host` header the client used (stream URLs are built with it).
-    pub host: Option<String>,
+    /// Host part of the `Host` header the client used (stream URLs are built with it). Shared, not copied, per call.
+    pub host: Option<Arc<str>>,
     pub role: Option<Role>,
-    pub user_id: Option<String>,
+    pub user_id: Option<Arc<str>>,
 }
 
 /// Everything a handler gets.

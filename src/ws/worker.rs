@@ -247,7 +247,7 @@ impl Worker {
         let sock = super::conn::Sock { stream, drained: false };
         let ws = WebSocket::from_partially_read(sock, rest, Role::Server, Some(self.ws_config));
         conn.phase = Phase::Open(Box::new(ws));
-        conn.facts.host = host;
+        conn.facts.host = host.map(Arc::from);
         conn.last_rx = Instant::now();
         let active = self.app.metrics.active_connections.fetch_add(1, Relaxed) + 1;
         conn.counted = true;
@@ -386,7 +386,7 @@ impl Worker {
             .collect();
         for token in targets {
             let Some(conn) = self.conns.get_mut(token) else { continue };
-            let key = if n.depends_on_host() { conn.facts.host.clone() } else { None };
+            let key = if n.depends_on_host() { conn.facts.host.as_deref().map(str::to_string) } else { None };
             let frame = frames.entry(key.clone()).or_insert_with(|| n.frame(key.as_deref())).clone();
             self.write(token, Message::text(frame));
             self.flush(token);
