@@ -104,43 +104,62 @@ def wsload(server, *args, max_secs=120):
     return r
 
 
-def run_server(kind, quick, tmp):
-    s = Server(kind, tmp)
-    res = {"server": kind}
-    try:
-        res["idle_rss_kib"] = rss_kib(s.proc.pid)
-        wsload(s, "--connections", 10, "--requests", 500)  # warm-up
-        r = wsload(s, "--connections", 1, "--requests", 1000)
-        res["c1"] = {"p50_ms": r["latency_ms"]["p50"], "p99_ms": r["latency_ms"]["p99"], "rps": r["throughput_rps"]}
-        reps = 1 if quick else 3
-        runs = [wsload(s, "--connections", 100, "--requests", 1000) for _ in range(reps)]
-        runs.sort(key=lambda r: r["server_cpu_us_per_request"])
-        r = runs[len(runs) // 2]
-        res["c100"] = {"rps": r["throughput_rps"], "p50_ms": r["latency_ms"]["p50"], "p99_ms": r["latency_ms"]["p99"],
-                       "cpu_us_per_request": r["server_cpu_us_per_request"], "ok": r["requests_ok"],
-                       "errors": r["requests_error"]}
-        n = 2000 if quick else 10000
-        before = rss_kib(s.proc.pid)
-        r = wsload(s, "--connections", n, "--requests", 1, "--hold-secs", 10, "--probe", "--ramp-rate", 2000,
-                   "--connect-timeout-secs", 30, "--stack-kib", 64, max_secs=120)
-        srv = r.get("server") or {}
-        mid = srv.get("rss_kib_mid_hold") or srv.get("rss_mid_hold_kib") or 0
-        res["hold"] = {"connections": n, "ok": r["connections_ok"], "failed": r["connections_failed"],
-                       "dropped": r.get("dropped_during_hold"), "rss_before_kib": before, "server": srv,
-                       "probe": r.get("probe")}
-        if mid:
-            res["hold"]["kib_per_connection"] = (mid - before) / max(1, r["connections_ok"])
-        if kind == "camera-service" and not quick:
-            wsload(s, "--connections", 100, "--requests", 2000)
-            rss1 = rss_kib(s.proc.pid)
-            r = wsload(s, "--connections", 100, "--requests", 10000, max_secs=300)
-            rss2 = rss_kib(s.proc.pid)
-            total = r["requests_ok"] + r["requests_error"]
-            res["soak"] = {"requests": total, "rss_before_kib": rss1, "rss_after_kib": rss2,
-                           "bytes_per_request": (rss2 - rss1) * 1024 / max(1, total)}
-    finally:
-        s.stop()
+def measure_pairs(ours, echo, reps):
+    """The request-phase figures, alternating servers run by run so slow drifts of a shared machine hit both
+    equally; each ratio is taken within a pair and the median pair is reported."""
+    pairs = []
+    for _ in range(reps):
+        a = wsload(ours, "--connections", 100, "--requests", 1000)
+        b = wsload(echo, "--connections", 100, "--requests", 1000)
+        pairs.append((a, b))
+    def median(xs):
+        xs = sorted(xs)
+        return xs[len(xs) // 2]
+    fig = lambda r: {"rps": r["throughput_rps"], "p50_ms": r["latency_ms"]["p50"], "p99_ms": r["latency_ms"]["p99"],
+                     "cpu_us_per_request": r["server_cpu_us_per_request"], "ok": r["requests_ok"],
+                     "errors": r["requests_error"]}
+    return {
+        "pairs": [{"ours": fig(a), "echo": fig(b)} for a, b in pairs],
+        "cpu_per_ping_100c_ratio": median([a["server_cpu_us_per_request"] / b["server_cpu_us_per_request"]
+                                           for a, b in pairs]),
+        "throughput_100c_ratio": median([a["throughput_rps"] / b["throughput_rps"] for a, b in pairs]),
+        "p99_100c_ratio": median([a["latency_ms"]["p99"] / b["latency_ms"]["p99"] for a, b in pairs]),
+    }
+
+
+def measure_c1(ours, echo, reps):
+    ratios, figs = [], []
+    for _ in range(reps):
+        a = wsload(ours, "--connections", 1, "--requests", 1000)
+        b = wsload(echo, "--connections", 1, "--requests", 1000)
+        figs.append({"ours_p50_ms": a["latency_ms"]["p50"], "echo_p50_ms": b["latency_ms"]["p50"]})
+        ratios.append(a["latency_ms"]["p50"] / b["latency_ms"]["p50"])
+    ratios.sort()
+    return {"runs": figs, "p50_1c_ratio": ratios[len(ratios) // 2]}
+
+
+def measure_hold(s, n):
+    before = rss_kib(s.proc.pid)
+    r = wsload(s, "--connections", n, "--requests", 1, "--hold-secs", 10, "--probe", "--ramp-rate", 2000,
+               "--connect-timeout-secs", 30, "--stack-kib", 64, max_secs=120)
+    srv = r.get("server") or {}
+    mid = srv.get("rss_kib_mid_hold") or 0
+    res = {"connections": n, "ok": r["connections_ok"], "failed": r["connections_failed"],
+           "dropped": r.get("dropped_during_hold"), "rss_before_kib": before, "rss_mid_hold_kib": mid,
+           "probe": r.get("probe")}
+    if mid:
+        res["kib_per_connection"] = (mid - before) / max(1, r["connections_ok"])
     return res
+
+
+def measure_soak(s):
+    wsload(s, "--connections", 100, "--requests", 2000)
+    rss1 = rss_kib(s.proc.pid)
+    r = wsload(s, "--connections", 100, "--requests", 10000, max_secs=300)
+    rss2 = rss_kib(s.proc.pid)
+    total = r["requests_ok"] + r["requests_error"]
+    return {"requests": total, "rss_before_kib": rss1, "rss_after_kib": rss2,
+            "bytes_per_request": (rss2 - rss1) * 1024 / max(1, total)}
 
 
 def main():
@@ -153,17 +172,31 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
     if not a.no_build:
         build()
+    reps = 3 if a.quick else 7
     with tempfile.TemporaryDirectory() as tmp:
-        ours = run_server("camera-service", a.quick, tmp)
-        echo = run_server("echo-server", a.quick, tmp)
-    ratio = lambda x, y: round(x / y, 3) if x and y else None
+        ours, echo = Server("camera-service", tmp), Server("echo-server", tmp)
+        try:
+            idle = {"ours_kib": rss_kib(ours.proc.pid), "echo_kib": rss_kib(echo.proc.pid)}
+            wsload(ours, "--connections", 10, "--requests", 500)  # warm-up
+            wsload(echo, "--connections", 10, "--requests", 500)
+            c1 = measure_c1(ours, echo, reps)
+            c100 = measure_pairs(ours, echo, reps)
+            n = 2000 if a.quick else 10000
+            hold = {"ours": measure_hold(ours, n), "echo": measure_hold(echo, n)}
+            soak = None if a.quick else measure_soak(ours)
+        finally:
+            ours.stop()
+            echo.stop()
     summary = {
-        "cpu_per_ping_100c_ratio": ratio(ours["c100"]["cpu_us_per_request"], echo["c100"]["cpu_us_per_request"]),
-        "throughput_100c_ratio": ratio(ours["c100"]["rps"], echo["c100"]["rps"]),
-        "p99_100c_ratio": ratio(ours["c100"]["p99_ms"], echo["c100"]["p99_ms"]),
-        "p50_1c_ratio": ratio(ours["c1"]["p50_ms"], echo["c1"]["p50_ms"]),
+        "cpu_per_ping_100c_ratio": round(c100["cpu_per_ping_100c_ratio"], 3),
+        "throughput_100c_ratio": round(c100["throughput_100c_ratio"], 3),
+        "p99_100c_ratio": round(c100["p99_100c_ratio"], 3),
+        "p50_1c_ratio": round(c1["p50_1c_ratio"], 3),
+        "kib_per_connection": {k: round(v.get("kib_per_connection", 0), 2) for k, v in hold.items()},
+        "probe_during_hold": hold["ours"]["probe"],
+        "soak_bytes_per_request": soak and round(soak["bytes_per_request"], 3),
     }
-    result = {"ours": ours, "echo": echo, "summary": summary}
+    result = {"idle": idle, "c1": c1, "c100": c100, "hold": hold, "soak": soak, "summary": summary}
     print(json.dumps(result, indent=1))
     if a.out:
         with open(a.out, "a") as f:
