@@ -40,6 +40,12 @@ impl Drop for TempDir {
     }
 }
 
+/// Tests that create device nodes or mount file systems need root (CI runs as root); as a normal user they skip.
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
