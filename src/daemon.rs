@@ -32,7 +32,12 @@ const STOP_BUDGET_RECORDING: Duration = Duration::from_millis(4800);
 
 /// Run until SIGTERM/SIGINT. Returns the process exit code.
 pub fn run(loaded: Loaded) -> i32 {
-    let config = Arc::new(loaded.config);
+    let mut config = loaded.config;
+    if let Err(e) = prepare_dirs(&mut config) {
+        log::error!("{e}");
+        return EXIT_FATAL;
+    }
+    let config = Arc::new(config);
     let auth = match Authenticator::from_config(&config) {
         Ok(a) => a,
         Err(e) => {
@@ -40,10 +45,6 @@ pub fn run(loaded: Loaded) -> i32 {
             return EXIT_CONFIG;
         }
     };
-    if let Err(e) = prepare_dirs(&config) {
-        log::error!("{e}");
-        return EXIT_FATAL;
-    }
     raise_fd_limit(&config);
     let supervisor = Supervisor::new(Shutdown::new());
     // Signals first, so a SIGTERM during start-up is not lost.
@@ -148,10 +149,15 @@ fn raise_fd_limit(config: &Config) {
     }
 }
 
-/// Data directories must exist and be writable before anything records into them.
-fn prepare_dirs(config: &Config) -> Result<(), String> {
-    for dir in [&config.mediamtx.recordings_path, &config.mediamtx.snapshots_path, &config.state_dir] {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+/// Data directories must exist and be writable before anything records into them. They are then made absolute, so
+/// results such as `take_snapshot.file_path` name the real server path (as the Python service does) whatever the
+/// working directory a relative configuration was written for.
+fn prepare_dirs(config: &mut Config) -> Result<(), String> {
+    for dir in [&mut config.mediamtx.recordings_path, &mut config.mediamtx.snapshots_path, &mut config.state_dir] {
+        std::fs::create_dir_all(&*dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        if let Ok(abs) = std::fs::canonicalize(&*dir) {
+            *dir = abs;
+        }
     }
     Ok(())
 }
