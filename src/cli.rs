@@ -21,7 +21,8 @@ pub enum Command {
         config: Option<PathBuf>,
         role: Role,
         user: String,
-        ttl: u64,
+        /// Seconds; `None` = `security.jwt.expiry_hours` of the configuration.
+        ttl: Option<u64>,
     },
     /// `camera-service api-key create --role ROLE [--name NAME] [--config PATH]`
     ApiKeyCreate {
@@ -90,12 +91,9 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
     match positional.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
         [] if check => Ok(Command::CheckConfig { config, strict }),
         [] => Ok(Command::Run { config, strict }),
-        ["token"] => Ok(Command::Token {
-            config,
-            role: need_role(role)?,
-            user: user.unwrap_or_else(|| "admin-cli".into()),
-            ttl: ttl.unwrap_or(24 * 3600),
-        }),
+        ["token"] => {
+            Ok(Command::Token { config, role: need_role(role)?, user: user.unwrap_or_else(|| "admin-cli".into()), ttl })
+        }
         ["api-key", "create"] => {
             Ok(Command::ApiKeyCreate { config, role: need_role(role)?, name: name.unwrap_or_else(|| "CLI key".into()) })
         }
@@ -120,7 +118,7 @@ mod tests {
         );
         assert_eq!(
             p("token --role admin --ttl 60").unwrap(),
-            Command::Token { config: None, role: Role::Admin, user: "admin-cli".into(), ttl: 60 }
+            Command::Token { config: None, role: Role::Admin, user: "admin-cli".into(), ttl: Some(60) }
         );
         assert!(matches!(p("api-key create --role viewer").unwrap(), Command::ApiKeyCreate { role: Role::Viewer, .. }));
         assert!(p("token").is_err());

@@ -77,6 +77,8 @@ pub fn run(loaded: Loaded) -> i32 {
     crate::sdnotify::stopping();
     let t = Instant::now();
     let budget = if app.media.recording_count() > 0 { STOP_BUDGET_RECORDING } else { STOP_BUDGET };
+    // `server.shutdown_timeout` may only shorten the budget: decisions §7 bounds it from above.
+    let budget = budget.min(Duration::from_secs_f64(app.config.server.shutdown_timeout.max(0.1)));
     supervisor.shutdown().trigger();
     signals.close();
     let stuck = supervisor.join_all(budget);

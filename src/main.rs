@@ -77,10 +77,16 @@ fn run(command: Command) -> i32 {
             }
             daemon::run(loaded)
         }
-        Command::Token { config, role, user, ttl } => match load(config, false).and_then(authenticator) {
-            Ok(auth) => {
-                println!("{}", auth.issue(&user, role, ttl));
-                0
+        Command::Token { config, role, user, ttl } => match load(config, false) {
+            Ok(loaded) => {
+                let ttl = ttl.unwrap_or(loaded.config.security.jwt.expiry_hours.max(1) * 3600);
+                match authenticator(loaded) {
+                    Ok(auth) => {
+                        println!("{}", auth.issue(&user, role, ttl));
+                        0
+                    }
+                    Err(code) => code,
+                }
             }
             Err(code) => code,
         },
