@@ -634,15 +634,7 @@ fn storage_critical_blocks_captures() {
 #[test]
 fn api_keys_over_websocket_and_http() {
     let d = daemon();
-    let out = std::process::Command::new(crate::support::bin())
-        .args(["api-key", "create", "--role", "viewer", "--config"])
-        .arg(&d.config_path)
-        .env("CAMERA_SERVICE_JWT_SECRET", crate::support::JWT_SECRET)
-        .env("CAMERA_SERVICE_API_KEYS_PATH", d.path("keys/api_keys.json"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let key = d.create_api_key("viewer");
     let mut c = d.client();
     let r = c.ok("authenticate", json!({"token": key, "auth_type": "api_key"}));
     has_keys(&r, &["authenticated", "role", "permissions", "expires_at", "session_id"]);

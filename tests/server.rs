@@ -138,15 +138,7 @@ fn expired_session_can_reauthenticate() {
 #[test]
 fn api_keys_from_the_cli_work_and_others_do_not() {
     let d = Daemon::start();
-    let out = std::process::Command::new(crate::support::bin())
-        .args(["api-key", "create", "--role", "operator", "--name", "test", "--config"])
-        .arg(&d.config_path)
-        .env("CAMERA_SERVICE_JWT_SECRET", crate::support::JWT_SECRET)
-        .env("CAMERA_SERVICE_API_KEYS_PATH", d.path("keys/api_keys.json"))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let key = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    let key = d.create_api_key("operator");
     assert_eq!(key.len(), 32);
     let stored = std::fs::read_to_string(d.path("keys/api_keys.json")).unwrap();
     assert!(!stored.contains(&key), "only the hash is stored");

@@ -189,6 +189,19 @@ impl Daemon {
         c
     }
 
+    /// `camera-service api-key create --role <role>` against this daemon's config and key file; returns the key.
+    pub fn create_api_key(&self, role: &str) -> String {
+        let out = Command::new(bin())
+            .args(["api-key", "create", "--role", role, "--name", "test", "--config"])
+            .arg(&self.config_path)
+            .env("CAMERA_SERVICE_JWT_SECRET", JWT_SECRET)
+            .env("CAMERA_SERVICE_API_KEYS_PATH", self.path("keys/api_keys.json"))
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
     pub fn path(&self, sub: &str) -> PathBuf {
         self.dir.path().join(sub)
     }
