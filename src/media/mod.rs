@@ -6,11 +6,13 @@
 //!   time per camera) and an overall deadline; see `snapshot`.
 //! - Recording sessions are owned by one `recorder` thread; handlers send it commands with a reply channel. It
 //!   publishes a read-mostly view of the sessions (for camera listings, `get_recording_status`, file protection).
+//! - JPEG snapshots of a ready stream reuse a warm per-camera reader (`grabber`) for 30 s after the last one.
 //! - Every ffmpeg child goes through `process` (own process group, drained stderr, SIGINT → SIGKILL, reaped).
 //!
 //! The component talks to cameras and MediaMTX through two small traits ([`CameraLookup`], [`StreamServer`]) so
 //! tests can drive it with plain `Camera` values and a fake stream server.
 
+mod grabber;
 mod image;
 pub mod process;
 mod recorder;
@@ -138,6 +140,8 @@ pub(crate) struct Shared {
     /// Sessions by camera device id.
     pub sessions: RwLock<HashMap<String, SessionInfo>>,
     pub gate: snapshot::Gate,
+    /// Warm per-camera stream readers for JPEG snapshots (`performance.optimization.enable_caching`).
+    pub grabbers: grabber::Grabbers,
 }
 
 /// Handle to the snapshot/recording component. Cheap to clone.
@@ -196,6 +200,11 @@ impl Media {
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             gate: snapshot::Gate::new(deps.config.performance.optimization.max_concurrent_operations),
+            grabbers: grabber::Grabbers::new(
+                deps.config.performance.optimization.enable_caching,
+                supervisor.shutdown().clone(),
+                deps.cameras.clone(),
+            ),
             config: deps.config.clone(),
             cameras: deps.cameras.clone(),
             mediamtx: deps.mediamtx.clone(),

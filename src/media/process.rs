@@ -1,8 +1,8 @@
 //! ffmpeg child processes.
 //!
-//! Every child: stdin and stdout null (`-nostdin` is passed too), stderr drained by a thread into a bounded tail
-//! (the last 4 KiB, for error messages) and logged, its own process group (so a signal reaches the whole group and
-//! a Ctrl-C on the daemon's terminal does not hit it), hard timeouts, stop = SIGINT (ffmpeg finalises its output)
+//! Every child: stdin null (`-nostdin` is passed too), stdout null unless the caller reads it, stderr drained by a
+//! thread into a bounded tail (the last 4 KiB, for error messages) and logged, its own process group (so a signal
+//! reaches the whole group and a Ctrl-C on the daemon's terminal does not hit it), hard timeouts, stop = SIGINT (ffmpeg finalises its output)
 //! then SIGKILL after a grace period, and always reaped.
 //!
 //! None outlives the daemon: children are spawned by one long-lived `ffmpeg-spawner` thread with
@@ -12,7 +12,7 @@
 use std::collections::BTreeSet;
 use std::io::{self, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex as StdMutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -75,8 +75,19 @@ impl Outcome {
 impl Ffmpeg {
     /// Start `ffmpeg <args>` with extra environment variables; `label` names it in logs.
     pub fn spawn(label: &str, args: &[String], env: &[(&str, &str)]) -> io::Result<Ffmpeg> {
+        Ffmpeg::spawn_with(label, args, env, Stdio::null())
+    }
+
+    /// Like [`Ffmpeg::spawn`], with stdout piped (for `pipe:1` outputs); the caller reads it.
+    pub fn spawn_piped(label: &str, args: &[String]) -> io::Result<(Ffmpeg, ChildStdout)> {
+        let mut p = Ffmpeg::spawn_with(label, args, &[], Stdio::piped())?;
+        let out = p.child.stdout.take().ok_or_else(|| io::Error::other("no stdout pipe"))?;
+        Ok((p, out))
+    }
+
+    fn spawn_with(label: &str, args: &[String], env: &[(&str, &str)], stdout: Stdio) -> io::Result<Ffmpeg> {
         let mut cmd = Command::new(FFMPEG);
-        cmd.args(args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).process_group(0);
+        cmd.args(args).stdin(Stdio::null()).stdout(stdout).stderr(Stdio::piped()).process_group(0);
         for (k, v) in env {
             cmd.env(k, v);
         }

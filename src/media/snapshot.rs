@@ -1,10 +1,10 @@
 //! `take_snapshot`: tiered capture with one overall deadline.
 //!
 //! Tiers, fastest first for the camera's state: (1) one frame from its MediaMTX stream when the path is ready (the
-//! device is held by the publisher); (2) direct capture (V4L2 device, or the lavfi source of a virtual camera);
-//! (3) activate the on-demand path and grab (the RTSP read itself starts the publisher). Each tier gets
-//! `min(tier timeout, time left)`. The file is written to a hidden temp name and published under a name that never
-//! overwrites an existing file.
+//! device is held by the publisher; a JPEG comes from the camera's warm reader, `grabber`, unless caching is off);
+//! (2) direct capture (V4L2 device, or the lavfi source of a virtual camera); (3) activate the on-demand path and
+//! grab (the RTSP read itself starts the publisher). Each tier gets `min(tier timeout, time left)`. The file is
+//! written to a hidden temp name and published under a name that never overwrites an existing file.
 #![forbid(unsafe_code)]
 
 use std::collections::HashSet;
@@ -140,6 +140,8 @@ impl Drop for Permit<'_> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Tier {
     StreamReady,
+    /// A frame kept by the camera's warm stream reader (`grabber`); counts as tier 1.
+    StreamWarm,
     Direct,
     Activate,
 }
@@ -147,7 +149,7 @@ enum Tier {
 impl Tier {
     fn number(self) -> u8 {
         match self {
-            Tier::StreamReady => 1,
+            Tier::StreamReady | Tier::StreamWarm => 1,
             Tier::Direct => 2,
             Tier::Activate => 3,
         }
@@ -155,6 +157,7 @@ impl Tier {
     fn method(self, camera: &Camera) -> &'static str {
         match self {
             Tier::StreamReady => "rtsp_ready",
+            Tier::StreamWarm => "rtsp_warm_reader",
             Tier::Direct if camera.is_virtual => "lavfi_direct",
             Tier::Direct => "v4l2_direct",
             Tier::Activate => "rtsp_activation",
@@ -230,13 +233,15 @@ pub fn take(shared: &Shared, req: &Request) -> Result<Value> {
 }
 
 /// The tiers to try, in order, for the camera's current state.
-fn plan(shared: &Shared, camera: &Camera) -> Vec<Tier> {
+fn plan(shared: &Shared, camera: &Camera, req: &Request) -> Vec<Tier> {
     let mtx = &shared.mediamtx;
     if !(mtx.enabled() && mtx.available()) {
         return vec![Tier::Direct];
     }
     let ready = mtx.path_metrics(&camera.path_name).is_some_and(|m| m.ready);
-    if ready {
+    if ready && shared.grabbers.enabled() && req.format == ImageFormat::Jpeg {
+        vec![Tier::StreamWarm, Tier::Direct]
+    } else if ready {
         vec![Tier::StreamReady, Tier::Direct]
     } else {
         vec![Tier::Direct, Tier::Activate]
@@ -249,13 +254,21 @@ fn capture(shared: &Shared, camera: &Camera, req: &Request, tmp: &Path, deadline
     let tiers_cfg = &cfg.performance.snapshot_tiers;
     let exec = secs(cfg.ffmpeg.snapshot.execution_timeout);
     let mut errors = Vec::new();
-    for tier in plan(shared, camera) {
+    for tier in plan(shared, camera, req) {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             errors.push(format!("{}: deadline reached", tier.method(camera)));
             break;
         }
         let (input, limit) = match tier {
+            Tier::StreamWarm => match warm_frame(shared, camera, req, tmp, Instant::now() + exec.min(left)) {
+                Ok(()) => return Ok(tier),
+                Err(e) => {
+                    log::info!("snapshot of {} via {} failed: {e}", camera.path_name, tier.method(camera));
+                    errors.push(format!("{}: {e}", tier.method(camera)));
+                    continue;
+                }
+            },
             Tier::StreamReady => (rtsp_input(shared, camera), exec),
             Tier::Direct if camera.is_virtual => (segments::direct_input(cfg, camera), exec),
             Tier::Direct => (segments::direct_input(cfg, camera), secs(tiers_cfg.tier1_usb_direct_timeout)),
@@ -289,6 +302,13 @@ fn rtsp_input(shared: &Shared, camera: &Camera) -> Vec<String> {
     let url = segments::rtsp_url(&shared.config, &camera.path_name);
     let opts = ["-rtsp_transport", "tcp", "-timeout", &timeout_us, "-fflags", "nobuffer", "-flags", "low_delay"];
     opts.iter().chain(&["-analyzeduration", "200000", "-i", &url]).map(|s| s.to_string()).collect()
+}
+
+/// Write a fresh frame of the camera's warm stream reader (started on first use) to `tmp`.
+fn warm_frame(shared: &Shared, camera: &Camera, req: &Request, tmp: &Path, deadline: Instant) -> Result<(), String> {
+    let input = rtsp_input(shared, camera);
+    let frame = shared.grabbers.frame(&camera.device, &input, qscale(req.quality), deadline)?;
+    std::fs::write(tmp, &*frame.data).map_err(|e| format!("cannot write {}: {e}", tmp.display()))
 }
 
 fn run_capture(

@@ -1,0 +1,434 @@
+//! Warm frame grabber: one long-running ffmpeg RTSP reader per camera, so repeated JPEG snapshots of a ready
+//! stream need not connect and wait for a key frame each time (~1.2 s → a file write).
+//!
+//! The first stream snapshot of a camera starts `ffmpeg … -i rtsp://… -vf fps=5 -c:v mjpeg -f image2pipe pipe:1`;
+//! a reader thread splits stdout into JPEG frames and keeps only the latest one with its arrival time. Later
+//! snapshots with the same quality take that frame when it is younger than [`MAX_AGE`], else wait for the next.
+//! An owner thread per grabber stops ffmpeg [`IDLE`] after the last request, when the camera is no longer
+//! connected, when frames stop coming, when ffmpeg exits, when a request for another quality replaces it, and at
+//! shutdown. The map of grabbers is the one piece of shared state; its lock is never held across I/O.
+//!
+//! Trade-off: while the reader runs it is a MediaMTX reader, so an on-demand publisher stays up for the idle
+//! window. `performance.optimization.enable_caching: false` disables the grabber.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::process::ChildStdout;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use super::process::Ffmpeg;
+use super::CameraLookup;
+use crate::camera::CameraStatus;
+use crate::lifecycle::Shutdown;
+
+/// The reader stops this long after the last snapshot request.
+pub const IDLE: Duration = Duration::from_secs(30);
+/// A kept frame at most this old is used as is.
+pub const MAX_AGE: Duration = Duration::from_millis(500);
+/// Frames per second the reader encodes (enough for `MAX_AGE`, cheap on a small box).
+const FPS: u32 = 5;
+/// No frame for this long (after the first one, or since start) ends the reader.
+const STALL: Duration = Duration::from_secs(10);
+/// How often the owner thread checks idle/stall/camera state.
+const TICK: Duration = Duration::from_millis(200);
+/// A "frame" larger than this is garbage: drop it and resynchronise.
+const MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// One complete JPEG image and when it arrived.
+#[derive(Clone)]
+pub struct Frame {
+    pub data: Arc<Vec<u8>>,
+    pub at: Instant,
+}
+
+/// What a snapshot request does with the camera's grabber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Write the kept frame now.
+    Use,
+    /// The grabber fits but has no fresh frame yet: wait for the next one.
+    Wait,
+    /// There is none (or it ended): start one.
+    Start,
+    /// It runs with another quality: stop it and start a new one.
+    Replace,
+}
+
+/// What the request knows about an existing grabber.
+#[derive(Debug, Clone, Copy)]
+pub struct Existing {
+    pub qscale: u8,
+    pub ended: bool,
+    /// Age of the kept frame, None before the first one.
+    pub frame_age: Option<Duration>,
+}
+
+pub fn decide(existing: Option<Existing>, qscale: u8) -> Decision {
+    match existing {
+        None => Decision::Start,
+        Some(e) if e.ended => Decision::Start,
+        Some(e) if e.qscale != qscale => Decision::Replace,
+        Some(e) if e.frame_age.is_some_and(|a| a <= MAX_AGE) => Decision::Use,
+        Some(_) => Decision::Wait,
+    }
+}
+
+/// The latest frame, or why the reader ended.
+#[derive(Default)]
+struct Slot {
+    frame: Option<Frame>,
+    ended: Option<String>,
+}
+
+struct Grabber {
+    device: String,
+    qscale: u8,
+    slot: Mutex<Slot>,
+    cv: Condvar,
+    last_request: Mutex<Instant>,
+    /// Set to end the grabber early (replaced by another quality).
+    stop: AtomicBool,
+}
+
+impl Grabber {
+    fn existing(&self) -> Existing {
+        let slot = self.slot.lock();
+        Existing {
+            qscale: self.qscale,
+            ended: slot.ended.is_some(),
+            frame_age: slot.frame.as_ref().map(|f| f.at.elapsed()),
+        }
+    }
+
+    fn publish(&self, frame: Frame) {
+        self.slot.lock().frame = Some(frame);
+        self.cv.notify_all();
+    }
+
+    fn end(&self, why: String) {
+        let mut slot = self.slot.lock();
+        if slot.ended.is_none() {
+            slot.ended = Some(why);
+        }
+        drop(slot);
+        self.cv.notify_all();
+    }
+
+    /// The first frame that arrived at or after `since`, waiting until `deadline`.
+    fn wait_frame(&self, since: Instant, deadline: Instant) -> Result<Frame, String> {
+        let mut slot = self.slot.lock();
+        loop {
+            if let Some(f) = slot.frame.as_ref().filter(|f| f.at >= since) {
+                return Ok(f.clone());
+            }
+            if let Some(why) = &slot.ended {
+                return Err(format!("stream reader ended: {why}"));
+            }
+            if self.cv.wait_until(&mut slot, deadline).timed_out() {
+                return Err("no frame from the stream reader in time".into());
+            }
+        }
+    }
+}
+
+type Map = Arc<Mutex<HashMap<String, Arc<Grabber>>>>;
+
+/// The per-camera grabbers (one per camera device id).
+pub struct Grabbers {
+    enabled: bool,
+    shutdown: Shutdown,
+    cameras: Arc<dyn CameraLookup>,
+    map: Map,
+}
+
+impl Grabbers {
+    pub fn new(enabled: bool, shutdown: Shutdown, cameras: Arc<dyn CameraLookup>) -> Grabbers {
+        Grabbers { enabled, shutdown, cameras, map: Arc::default() }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.enabled && !self.shutdown.is_set()
+    }
+
+    /// A fresh JPEG frame of `device`'s stream at `qscale`: the kept one, or the next one from a (new) reader.
+    /// `input` is the ffmpeg input options (`… -i rtsp://…`).
+    pub fn frame(&self, device: &str, input: &[String], qscale: u8, deadline: Instant) -> Result<Frame, String> {
+        let requested = Instant::now();
+        let current = self.map.lock().get(device).cloned();
+        let grabber = match decide(current.as_ref().map(|g| g.existing()), qscale) {
+            Decision::Use | Decision::Wait => current.expect("decided on an existing grabber"),
+            Decision::Replace | Decision::Start => {
+                if let Some(old) = current {
+                    old.stop.store(true, Ordering::SeqCst);
+                }
+                self.start(device, input, qscale)?
+            }
+        };
+        *grabber.last_request.lock() = Instant::now();
+        grabber.wait_frame(requested.checked_sub(MAX_AGE).unwrap_or(requested), deadline)
+    }
+
+    fn start(&self, device: &str, input: &[String], qscale: u8) -> Result<Arc<Grabber>, String> {
+        let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin"].map(String::from).to_vec();
+        args.extend_from_slice(input);
+        let fps = format!("fps={FPS}");
+        let q = qscale.to_string();
+        args.extend(["-an", "-vf", &fps, "-c:v", "mjpeg", "-q:v", &q, "-f", "image2pipe", "pipe:1"].map(String::from));
+        let label = format!("grabber {device}");
+        let (process, stdout) = Ffmpeg::spawn_piped(&label, &args).map_err(|e| format!("cannot start ffmpeg: {e}"))?;
+        let g = Arc::new(Grabber {
+            device: device.to_string(),
+            qscale,
+            slot: Mutex::default(),
+            cv: Condvar::new(),
+            last_request: Mutex::new(Instant::now()),
+            stop: AtomicBool::new(false),
+        });
+        let reader = {
+            let g = g.clone();
+            thread::Builder::new()
+                .name("grabber-read".into())
+                .spawn(move || read_frames(&g, stdout))
+                .map_err(|e| format!("cannot start reader thread: {e}"))?
+        };
+        // Inserted before the owner runs, so the owner's removal always finds it (or a newer one).
+        if let Some(old) = self.map.lock().insert(device.to_string(), g.clone()) {
+            old.stop.store(true, Ordering::SeqCst);
+        }
+        let owner = Owner {
+            g: g.clone(),
+            map: self.map.clone(),
+            shutdown: self.shutdown.clone(),
+            cameras: self.cameras.clone(),
+        };
+        if let Err(e) = thread::Builder::new().name("grabber".into()).spawn(move || owner.run(process, reader)) {
+            // The closure (and with it the process, killed on drop) is gone.
+            self.map.lock().remove(device);
+            g.end(format!("cannot start owner thread: {e}"));
+            return Err(format!("cannot start owner thread: {e}"));
+        }
+        log::info!("{label}: warm stream reader started (q:v {qscale})");
+        Ok(g)
+    }
+
+    /// Number of running grabbers.
+    #[cfg(test)]
+    pub fn count(&self) -> usize {
+        self.map.lock().len()
+    }
+}
+
+/// Owns one grabber's ffmpeg and reader thread until the grabber ends.
+struct Owner {
+    g: Arc<Grabber>,
+    map: Map,
+    shutdown: Shutdown,
+    cameras: Arc<dyn CameraLookup>,
+}
+
+impl Owner {
+    fn run(self, mut process: Ffmpeg, reader: thread::JoinHandle<()>) {
+        let started = Instant::now();
+        let why = loop {
+            if self.shutdown.sleep(TICK) {
+                break "shutdown".to_string();
+            }
+            if self.g.stop.load(Ordering::SeqCst) {
+                break "replaced".to_string();
+            }
+            if self.g.last_request.lock().elapsed() >= IDLE {
+                break format!("idle for {}s", IDLE.as_secs());
+            }
+            if let Some(st) = process.try_wait() {
+                break format!("ffmpeg ended ({}) {}", super::process::describe(st), process.stderr_tail());
+            }
+            let last = self.g.slot.lock().frame.as_ref().map_or(started, |f| f.at);
+            if last.elapsed() >= STALL {
+                break format!("no frame for {}s", STALL.as_secs());
+            }
+            let connected = self.cameras.get(&self.g.device).is_ok_and(|c| c.status == CameraStatus::Connected);
+            if !connected {
+                break "camera disconnected".to_string();
+            }
+        };
+        {
+            let mut map = self.map.lock();
+            if map.get(&self.g.device).is_some_and(|g| Arc::ptr_eq(g, &self.g)) {
+                map.remove(&self.g.device);
+            }
+        }
+        self.g.end(why.trim().to_string());
+        process.stop(Duration::from_millis(500), Duration::from_secs(2));
+        drop(process);
+        let _ = reader.join();
+        log::info!("grabber {}: warm stream reader stopped: {}", self.g.device, why.trim());
+    }
+}
+
+/// Read ffmpeg's stdout until EOF, publishing each complete JPEG.
+fn read_frames(g: &Grabber, mut stdout: ChildStdout) {
+    let mut splitter = Splitter::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stdout.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                splitter.push(&buf[..n]);
+                // Only the newest of several frames in one read matters.
+                if let Some(data) = std::iter::from_fn(|| splitter.next_frame()).last() {
+                    g.publish(Frame { data: Arc::new(data), at: Instant::now() });
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        }
+    }
+    g.end("stream closed".into());
+}
+
+/// Splits a byte stream of concatenated JPEG images (image2pipe) into complete images.
+///
+/// It walks the marker segments by their lengths and scans entropy-coded data only after SOS, where `FF 00`
+/// (stuffing) and `FF D0`–`FF D7` (restart markers) are data, so an `FF D9` can only be the real end of image.
+/// Bytes before an SOI, and a frame whose structure breaks, are discarded.
+#[derive(Default)]
+pub struct Splitter {
+    buf: Vec<u8>,
+    /// Parse position inside the frame that starts at `buf[0]`; 0 = no SOI found yet.
+    pos: usize,
+    /// `pos` is inside entropy-coded data.
+    in_scan: bool,
+}
+
+impl Splitter {
+    pub fn push(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
+    }
+
+    /// The next complete image, if the buffered bytes hold one.
+    pub fn next_frame(&mut self) -> Option<Vec<u8>> {
+        loop {
+            if self.pos == 0 && !self.find_soi() {
+                return None;
+            }
+            if self.pos > MAX_FRAME {
+                self.resync();
+                continue;
+            }
+            let step = if self.in_scan { self.scan_entropy() } else { self.scan_marker() };
+            match step {
+                Step::More => return None,
+                Step::Continue => {}
+                Step::Broken => self.resync(),
+                Step::End(len) => {
+                    let rest = self.buf.split_off(len);
+                    let frame = std::mem::replace(&mut self.buf, rest);
+                    self.pos = 0;
+                    self.in_scan = false;
+                    return Some(frame);
+                }
+            }
+        }
+    }
+
+    /// Drop bytes up to the next SOI; true when one is at `buf[0]`.
+    fn find_soi(&mut self) -> bool {
+        match self.buf.windows(2).position(|w| w == [0xFF, 0xD8]) {
+            Some(i) => {
+                self.buf.drain(..i);
+                self.pos = 2;
+                self.in_scan = false;
+                true
+            }
+            None => {
+                // Keep a trailing 0xFF: it may be the first half of an SOI.
+                let keep = usize::from(self.buf.last() == Some(&0xFF));
+                let cut = self.buf.len() - keep;
+                self.buf.drain(..cut);
+                false
+            }
+        }
+    }
+
+    /// Abandon the current frame: look for the next SOI after its own.
+    fn resync(&mut self) {
+        self.buf.drain(..1);
+        self.pos = 0;
+        self.in_scan = false;
+    }
+
+    fn scan_marker(&mut self) -> Step {
+        let b = &self.buf;
+        let p = self.pos;
+        if p + 2 > b.len() {
+            return Step::More;
+        }
+        if b[p] != 0xFF {
+            return Step::Broken;
+        }
+        match b[p + 1] {
+            0xFF => self.pos += 1,
+            0xD9 => return Step::End(p + 2),
+            0xD8 => {
+                // A new image before this one ended: start over from it.
+                self.buf.drain(..p);
+                self.pos = 2;
+            }
+            0x01 | 0xD0..=0xD7 => self.pos += 2,
+            marker => {
+                if p + 4 > b.len() {
+                    return Step::More;
+                }
+                let len = usize::from(u16::from_be_bytes([b[p + 2], b[p + 3]]));
+                if len < 2 {
+                    return Step::Broken;
+                }
+                self.pos = p + 2 + len;
+                self.in_scan = marker == 0xDA;
+            }
+        }
+        Step::Continue
+    }
+
+    fn scan_entropy(&mut self) -> Step {
+        let b = &self.buf;
+        let mut i = self.pos;
+        while i < b.len() {
+            if b[i] != 0xFF {
+                i += 1;
+                continue;
+            }
+            let Some(&next) = b.get(i + 1) else {
+                break;
+            };
+            match next {
+                0x00 | 0xD0..=0xD7 => i += 2,
+                0xFF => i += 1,
+                _ => {
+                    // A real marker ends the scan: EOI, or another segment (progressive/multi-scan).
+                    self.pos = i;
+                    self.in_scan = false;
+                    return Step::Continue;
+                }
+            }
+        }
+        self.pos = i;
+        Step::More
+    }
+}
+
+enum Step {
+    More,
+    Continue,
+    Broken,
+    End(usize),
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,173 @@
+use super::*;
+use crate::camera::Camera;
+use crate::error::{Error, Result};
+
+/// A small structurally valid JPEG: APP0 whose payload holds `FF D9`, SOF0 (w×h), SOS, entropy data with stuffing
+/// (`FF 00`), a restart marker and fill bytes, then EOI.
+fn jpeg(w: u16, h: u16, tag: u8) -> Vec<u8> {
+    let mut b = vec![0xFF, 0xD8];
+    b.extend([0xFF, 0xE0, 0x00, 0x08, b'J', b'F', 0xFF, 0xD9, 0xFF, tag]);
+    b.extend([0xFF, 0xC0, 0x00, 0x0B, 0x08]);
+    b.extend(h.to_be_bytes());
+    b.extend(w.to_be_bytes());
+    b.extend([0x01, 0x01, 0x11, 0x00]);
+    b.extend([0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x3F, 0x00]);
+    b.extend([0x12, 0xFF, 0x00, 0xD9, 0xFF, 0xD0, 0x34, 0xFF, 0x00, 0xFF, 0xD7, tag, 0x56]);
+    b.extend([0xFF, 0xFF, 0xD9]);
+    b
+}
+
+fn split_all(s: &mut Splitter) -> Vec<Vec<u8>> {
+    std::iter::from_fn(|| s.next_frame()).collect()
+}
+
+#[test]
+fn splits_frames_fed_in_one_piece() {
+    let (a, b) = (jpeg(320, 240, 1), jpeg(64, 48, 2));
+    let mut s = Splitter::default();
+    s.push(&[a.clone(), b.clone()].concat());
+    assert_eq!(split_all(&mut s), vec![a, b]);
+    assert!(s.buf.is_empty());
+}
+
+#[test]
+fn splits_frames_fed_byte_by_byte_and_in_odd_chunks() {
+    let frames = vec![jpeg(320, 240, 1), jpeg(64, 48, 2), jpeg(8, 8, 3)];
+    let stream = frames.concat();
+    for chunk in [1, 2, 3, 5, 7, 13, 64] {
+        let mut s = Splitter::default();
+        let mut got = Vec::new();
+        for c in stream.chunks(chunk) {
+            s.push(c);
+            got.extend(split_all(&mut s));
+        }
+        assert_eq!(got, frames, "chunk {chunk}");
+    }
+}
+
+#[test]
+fn markers_inside_segments_and_entropy_data_do_not_end_a_frame() {
+    let a = jpeg(320, 240, 0xD9);
+    let mut s = Splitter::default();
+    s.push(&a[..a.len() - 1]);
+    assert_eq!(s.next_frame(), None, "FF D9 in APP0, FF 00 D9 and FF D0 in data are not EOI");
+    s.push(&a[a.len() - 1..]);
+    let f = s.next_frame().unwrap();
+    assert_eq!(crate::media::image::jpeg_dimensions(&f), Some((320, 240)));
+}
+
+#[test]
+fn garbage_and_broken_frames_are_skipped() {
+    let a = jpeg(16, 16, 1);
+    let b = jpeg(32, 32, 2);
+    let mut stream = b"garbage\xFF\x00\xFF".to_vec();
+    stream.extend(&a);
+    stream.extend(b"\x00\x01junk");
+    // A frame cut off inside its segments, then a good one.
+    stream.extend(&b[..9]);
+    stream.extend(&b);
+    // SOI followed by a non-marker byte.
+    stream.extend([0xFF, 0xD8, 0x42, 0x42]);
+    stream.extend(&a);
+    let mut s = Splitter::default();
+    s.push(&stream);
+    assert_eq!(split_all(&mut s), vec![a.clone(), b, a]);
+    // Only garbage: nothing but a possible SOI prefix is kept.
+    s.push(&[0x00; 1000]);
+    s.push(&[0xFF]);
+    assert_eq!(s.next_frame(), None);
+    assert_eq!(s.buf, vec![0xFF]);
+}
+
+#[test]
+fn decision_follows_freshness_and_quality() {
+    let fresh = Some(Duration::from_millis(100));
+    let stale = Some(Duration::from_secs(2));
+    let e = |qscale, ended, frame_age| Some(Existing { qscale, ended, frame_age });
+    assert_eq!(decide(None, 6), Decision::Start);
+    assert_eq!(decide(e(6, false, fresh), 6), Decision::Use);
+    assert_eq!(decide(e(6, false, Some(MAX_AGE)), 6), Decision::Use);
+    assert_eq!(decide(e(6, false, stale), 6), Decision::Wait);
+    assert_eq!(decide(e(6, false, None), 6), Decision::Wait, "started, no frame yet");
+    assert_eq!(decide(e(6, false, fresh), 10), Decision::Replace);
+    assert_eq!(decide(e(10, false, None), 6), Decision::Replace);
+    assert_eq!(decide(e(6, true, fresh), 6), Decision::Start, "an ended reader is never used");
+    assert_eq!(decide(e(10, true, fresh), 6), Decision::Start);
+}
+
+/// One camera whose status the test can change.
+struct Cam(Mutex<Arc<Camera>>);
+impl CameraLookup for Cam {
+    fn get(&self, id: &str) -> Result<Arc<Camera>> {
+        let c = self.0.lock().clone();
+        if c.device == id {
+            Ok(c)
+        } else {
+            Err(Error::CameraNotFound(id.into()))
+        }
+    }
+}
+
+fn lavfi_input() -> Vec<String> {
+    ["-re", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=15"].map(String::from).to_vec()
+}
+
+fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + Duration::from_secs(20);
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A live lavfi source stands in for the RTSP stream (same reader pipeline, no server needed).
+#[test]
+fn grabber_serves_fresh_frames_and_stops_on_disconnect_and_shutdown() {
+    let cfg = crate::config::VirtualCameraConfig {
+        name: "T".into(),
+        width: 160,
+        height: 120,
+        fps: 15,
+        pattern: "testsrc2".into(),
+    };
+    let camera = crate::camera::virtual_camera(0, &cfg);
+    let device = camera.device.clone();
+    let cams = Arc::new(Cam(Mutex::new(Arc::new(camera.clone()))));
+    let shutdown = Shutdown::new();
+    let grabbers = Grabbers::new(true, shutdown.clone(), cams.clone());
+    let deadline = || Instant::now() + Duration::from_secs(20);
+
+    let first = grabbers.frame(&device, &lavfi_input(), 6, deadline()).unwrap();
+    assert_eq!(crate::media::image::jpeg_dimensions(&first.data), Some((160, 120)));
+    assert_eq!(grabbers.count(), 1);
+    let asked = Instant::now();
+    let second = grabbers.frame(&device, &lavfi_input(), 6, deadline()).unwrap();
+    assert!(second.at + MAX_AGE >= asked, "served frame is fresh");
+    assert_eq!(grabbers.count(), 1, "same quality reuses the reader");
+
+    // Another quality replaces the reader.
+    let old = grabbers.map.lock().get(&device).cloned().unwrap();
+    let third = grabbers.frame(&device, &lavfi_input(), 20, deadline()).unwrap();
+    assert!(crate::media::image::jpeg_dimensions(&third.data).is_some());
+    let new = grabbers.map.lock().get(&device).cloned().unwrap();
+    assert!(!Arc::ptr_eq(&old, &new));
+    assert_eq!(new.qscale, 20);
+    wait_until("replaced reader to end", || old.existing().ended);
+
+    // Unplug: the owner notices and stops the reader.
+    let mut gone = camera.clone();
+    gone.status = CameraStatus::Disconnected;
+    *cams.0.lock() = Arc::new(gone);
+    wait_until("reader to stop after disconnect", || grabbers.count() == 0);
+    assert!(new.existing().ended);
+
+    // Shutdown ends a running reader.
+    *cams.0.lock() = Arc::new(camera);
+    grabbers.frame(&device, &lavfi_input(), 6, deadline()).unwrap();
+    let g = grabbers.map.lock().get(&device).cloned().unwrap();
+    shutdown.trigger();
+    assert!(!grabbers.enabled());
+    wait_until("reader to stop at shutdown", || grabbers.count() == 0 && g.existing().ended);
+    let slot = g.slot.lock();
+    assert_eq!(slot.ended.as_deref(), Some("shutdown"));
+}
