@@ -43,7 +43,7 @@ fn populate(rec: &Path, n: usize, sample: &[u8]) {
         let sub = rec.join(&cam);
         std::fs::create_dir_all(&sub).unwrap();
         let t = now - Duration::from_secs(60 * i as u64 + 3600);
-        let name = format!("{cam}_{}.mp4", camera_service::timefmt::file_stamp(t));
+        let name = format!("{cam}_{}.mp4", camera_service::util::timefmt::file_stamp(t));
         let path = sub.join(name);
         std::fs::write(&path, sample).unwrap();
         std::fs::File::options().write(true).open(&path).unwrap().set_modified(t).unwrap();

@@ -16,11 +16,11 @@ use camera_service::camera::Camera;
 use camera_service::config::{Config, VirtualCameraConfig};
 use camera_service::error::{Error, Result};
 use camera_service::files::Thresholds;
-use camera_service::lifecycle::{Shutdown, Supervisor};
 use camera_service::media::{CameraLookup, Deps, Media, StreamServer};
 use camera_service::mediamtx::PathMetrics;
-use camera_service::notify::Hub;
-use camera_service::status::Components;
+use camera_service::process::status::Components;
+use camera_service::process::{Shutdown, Supervisor};
+use camera_service::rpc::notify::Hub;
 use serde_json::json;
 
 struct Cams(HashMap<String, Arc<Camera>>);

@@ -7,12 +7,12 @@ use crate::auth::Authenticator;
 use crate::camera::Cameras;
 use crate::config::Config;
 use crate::files::Files;
-use crate::lifecycle::Shutdown;
 use crate::media::Media;
 use crate::mediamtx::MediaMtx;
-use crate::metrics::Metrics;
-use crate::notify::Hub;
-use crate::status::Components;
+use crate::process::status::Components;
+use crate::process::Shutdown;
+use crate::rpc::metrics::Metrics;
+use crate::rpc::notify::Hub;
 
 pub struct App {
     pub config: Arc<Config>,

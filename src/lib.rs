@@ -3,25 +3,16 @@
 pub mod app;
 pub mod auth;
 pub mod camera;
-pub mod cli;
 pub mod config;
-pub mod daemon;
 pub mod error;
 pub mod files;
-pub mod fsutil;
 pub mod http;
-pub mod ids;
-pub mod lifecycle;
 pub mod logging;
 pub mod media;
 pub mod mediamtx;
-pub mod metrics;
-pub mod notify;
+pub mod process;
 pub mod rpc;
-pub mod sdnotify;
-pub mod status;
-pub mod streams;
-pub mod timefmt;
+pub mod util;
 pub mod ws;
 
 /// Crate version and the git commit it was built from.

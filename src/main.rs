@@ -1,11 +1,11 @@
-//! `camera-service`: see `camera_service::cli::USAGE`.
+//! `camera-service`: see `camera_service::process::cli::USAGE`.
 
 use std::process::ExitCode;
 
 use camera_service::auth::Authenticator;
-use camera_service::cli::{self, Command};
 use camera_service::config::{self, LoadOptions};
-use camera_service::daemon::{self, EXIT_CONFIG, EXIT_FATAL};
+use camera_service::process::cli::{self, Command};
+use camera_service::process::daemon::{self, EXIT_CONFIG, EXIT_FATAL};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

@@ -14,9 +14,9 @@ use std::time::{Duration, Instant};
 
 use camera_service::camera::{CameraStatus, Cameras};
 use camera_service::config::{Config, VirtualCameraConfig};
-use camera_service::lifecycle::{Shutdown, Supervisor};
-use camera_service::notify::{Hub, Notification, Subscriber};
-use camera_service::status::Components;
+use camera_service::process::status::Components;
+use camera_service::process::{Shutdown, Supervisor};
+use camera_service::rpc::notify::{Hub, Notification, Subscriber};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use serde_json::{json, Value};
 

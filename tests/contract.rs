@@ -30,7 +30,7 @@ fn not_found(v: &Value) {
 /// UTC RFC 3339 with a `Z` suffix (decisions §3).
 fn utc(v: &Value) {
     let s = v.as_str().unwrap_or_else(|| panic!("timestamp must be a string: {v}"));
-    assert!(s.ends_with('Z') && camera_service::timefmt::parse_rfc3339(s).is_some(), "not UTC RFC 3339: {s}");
+    assert!(s.ends_with('Z') && camera_service::util::timefmt::parse_rfc3339(s).is_some(), "not UTC RFC 3339: {s}");
 }
 
 /// The object's keys, sorted.

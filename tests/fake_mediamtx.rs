@@ -145,7 +145,7 @@ pub struct FakeMediaMtx {
 }
 
 fn now_rfc3339() -> String {
-    camera_service::timefmt::rfc3339_millis(SystemTime::now())
+    camera_service::util::timefmt::rfc3339_millis(SystemTime::now())
 }
 
 fn is_regexp(name: &str) -> bool {
@@ -263,7 +263,7 @@ impl FakeMediaMtx {
         }
         let rt = st.runtime.entry(name.into()).or_default();
         rt.conf_name = conf;
-        rt.source = Some(("rtspSession".into(), camera_service::ids::uuid_v4()));
+        rt.source = Some(("rtspSession".into(), camera_service::util::ids::uuid_v4()));
         rt.available_since = Some(now_rfc3339());
         rt.tracks = tracks.iter().map(|t| t.to_string()).collect();
         true
@@ -292,7 +292,7 @@ impl FakeMediaMtx {
     /// A reader (RTSP session) attached; returns its id.
     pub fn add_reader(&self, name: &str) -> Option<String> {
         let mut st = self.inner.state.lock();
-        let id = camera_service::ids::uuid_v4();
+        let id = camera_service::util::ids::uuid_v4();
         st.runtime.get_mut(name)?.readers.push(("rtspSession".into(), id.clone()));
         Some(id)
     }
@@ -598,7 +598,7 @@ fn recordings_get(st: &mut State, name: &str, _: &Request, profile: Profile) -> 
 fn delete_segment(st: &mut State, req: &Request, profile: Profile) -> Reply {
     let path = req.query_param("path").unwrap_or_default();
     let start = req.query_param("start").unwrap_or_default();
-    if camera_service::timefmt::parse_rfc3339(&start).is_none() {
+    if camera_service::util::timefmt::parse_rfc3339(&start).is_none() {
         return err(
             profile,
             400,

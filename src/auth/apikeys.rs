@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{Identity, Role};
-use crate::{ids, timefmt};
+use crate::util::{ids, timefmt};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyRecord {
@@ -181,7 +181,7 @@ fn read_file(path: &Path) -> Result<KeyFile, String> {
 /// Atomic write with mode 0600: the file holds only hashes, but its metadata is still nobody else's business.
 fn write_file(path: &Path, file: &KeyFile) -> std::io::Result<()> {
     let body = serde_json::to_string_pretty(file).map_err(std::io::Error::other)?;
-    crate::fsutil::write_atomic(path, body.as_bytes(), 0o600)
+    crate::util::fs::write_atomic(path, body.as_bytes(), 0o600)
 }
 
 #[cfg(test)]

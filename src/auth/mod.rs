@@ -142,8 +142,8 @@ fn resolve_secret(config: &Config) -> Result<String, String> {
 
 fn generate_secret(path: &Path) -> Result<String, String> {
     let mut bytes = [0u8; 32];
-    crate::ids::random_bytes(&mut bytes);
-    let secret = crate::ids::hex(&bytes);
+    crate::util::ids::random_bytes(&mut bytes);
+    let secret = crate::util::ids::hex(&bytes);
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     }

@@ -17,7 +17,7 @@ use inotify::{EventMask, Inotify, WatchMask};
 
 use super::registry::Msg;
 use crate::config::CameraConfig;
-use crate::lifecycle::Shutdown;
+use crate::process::Shutdown;
 
 /// How often a blocked wait checks for shutdown.
 const WAKE: Duration = Duration::from_millis(200);

@@ -109,7 +109,7 @@ mod tests {
             shutdown: Default::default(),
             components: Default::default(),
             auth: crate::auth::Authenticator::new(b"unit-test-secret", "/nonexistent/keys.json".into(), 0),
-            metrics: Arc::new(crate::metrics::Metrics::new(&[])),
+            metrics: Arc::new(crate::rpc::metrics::Metrics::new(&[])),
             cameras: Cameras::fixed(cams),
             mediamtx: Default::default(),
             media: Default::default(),

@@ -13,6 +13,7 @@ pub mod methods;
 pub mod model;
 mod probe;
 mod registry;
+pub mod streams;
 mod sysfs;
 mod v4l2;
 mod wire;
@@ -29,9 +30,9 @@ pub use registry::virtual_camera;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::lifecycle::Supervisor;
-use crate::notify::Hub;
-use crate::status::{Components, State};
+use crate::process::status::{Components, State};
+use crate::process::Supervisor;
+use crate::rpc::notify::Hub;
 use registry::{Msg, Registry};
 
 /// State shared between the registry thread (the only writer) and readers.

@@ -13,7 +13,7 @@ use super::model::Format;
 use super::model::FrameSize;
 use super::sysfs;
 use super::v4l2::{fourcc_text, Node, RawInterval, RawSize};
-use crate::lifecycle::Shutdown;
+use crate::process::Shutdown;
 
 /// Common sizes offered for stepwise/continuous frame sizes (internals §3.10: record the range, choose ≤ 1080p).
 const COMMON_SIZES: [(u32, u32); 10] = [

@@ -24,9 +24,9 @@ use super::model::{Format, FrameSize, DEFAULT_RESOLUTION};
 use super::probe::{self, CaptureInfo, ProbeError, Probed};
 use super::{sysfs, wire, Shared};
 use crate::config::{Config, VirtualCameraConfig};
-use crate::lifecycle::Shutdown;
-use crate::notify::{Hub, Notification};
-use crate::status::{Components, State};
+use crate::process::status::{Components, State};
+use crate::process::Shutdown;
+use crate::rpc::notify::{Hub, Notification};
 
 /// How long a permission error right after a node appears is retried before it counts (decisions §5).
 const PERMISSION_GRACE: Duration = Duration::from_secs(2);

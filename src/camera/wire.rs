@@ -5,8 +5,8 @@
 use serde_json::{json, Map, Value};
 
 use super::model::{Camera, CameraStatus};
+use crate::camera::streams;
 use crate::config::MediaMtxConfig;
-use crate::streams;
 
 /// `streams`: the three URLs while the camera has a MediaMTX path (MediaMTX enabled and the camera connected),
 /// else `{}` (decisions §6).

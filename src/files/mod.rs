@@ -24,10 +24,10 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::Config;
 use crate::error::FileKind;
-use crate::lifecycle::Supervisor;
 use crate::media::Media;
-use crate::notify::Hub;
-use crate::status::{Components, State};
+use crate::process::status::{Components, State};
+use crate::process::Supervisor;
+use crate::rpc::notify::Hub;
 
 pub use listing::Entry;
 pub use retention::CleanupReport;

@@ -11,7 +11,7 @@ use super::{disk_usage, existing_ancestor, Files, Thresholds};
 use crate::auth::Role;
 use crate::error::{Error, FileKind, Result};
 use crate::rpc::{params, Call, Exec, Method};
-use crate::timefmt;
+use crate::util::timefmt;
 
 const fn method(name: &'static str, role: Role, handler: fn(&Call) -> Result<Value>, exec: Exec) -> Method {
     Method { name, role: Some(role), handler, exec }

@@ -65,7 +65,7 @@ pub fn load<T: DeserializeOwned>(dir: &Path, file: &str) -> io::Result<Option<T>
 pub fn save<T: Serialize>(dir: &Path, file: &str, value: &T) -> io::Result<()> {
     let mut body = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
     body.push(b'\n');
-    crate::fsutil::write_atomic(&dir.join(file), &body, 0o640)
+    crate::util::fs::write_atomic(&dir.join(file), &body, 0o640)
 }
 
 #[cfg(test)]

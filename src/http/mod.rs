@@ -41,6 +41,18 @@ impl Request {
     }
 }
 
+/// The host part of an HTTP `Host` header value (`example:8002` → `example`, `[::1]:8002` → `::1`).
+pub fn host_from_header(value: &str) -> Option<String> {
+    let v = value.trim();
+    if v.is_empty() {
+        return None;
+    }
+    if let Some(rest) = v.strip_prefix('[') {
+        return rest.split(']').next().map(str::to_string);
+    }
+    Some(v.rsplit_once(':').map_or(v, |(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { v }).to_string())
+}
+
 #[derive(Debug, PartialEq)]
 pub enum ParseError {
     /// More bytes needed.
@@ -214,5 +226,12 @@ mod tests {
         assert_eq!(parse_head(b"GET / HTTP/1.1\r\n").unwrap_err(), ParseError::Incomplete);
         assert!(matches!(parse_head(b"garbage\r\n\r\n"), Err(ParseError::Bad(_))));
         assert!(percent_decode("%00").is_none());
+    }
+
+    #[test]
+    fn host_header_parsing() {
+        assert_eq!(host_from_header("example:8002").as_deref(), Some("example"));
+        assert_eq!(host_from_header("[::1]:8002").as_deref(), Some("::1"));
+        assert_eq!(host_from_header("10.0.0.2").as_deref(), Some("10.0.0.2"));
     }
 }

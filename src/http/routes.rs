@@ -9,9 +9,9 @@ use serde_json::{json, Value};
 use super::{Request, Response};
 use crate::app::App;
 use crate::camera::CameraStatus;
-use crate::metrics;
-use crate::status::{ComponentStatus, State};
-use crate::timefmt;
+use crate::process::status::{ComponentStatus, State};
+use crate::rpc::metrics;
+use crate::util::timefmt;
 
 pub fn route(app: &App, req: &Request) -> Response {
     let resp = match req.path.as_str() {

@@ -12,8 +12,8 @@ use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use super::{parse_head, ParseError, Request, Response, MAX_HEAD_BYTES};
 use crate::app::App;
-use crate::lifecycle::{Shutdown, Supervisor};
-use crate::status::State;
+use crate::process::status::State;
+use crate::process::{Shutdown, Supervisor};
 
 /// Worker threads serving HTTP requests (health checks are tiny; downloads stream with a fixed buffer).
 pub const HTTP_WORKERS: usize = 4;

@@ -150,7 +150,7 @@ impl Pattern {
 
     fn value(&self, token: Token, f: &Fields) -> String {
         match token {
-            Token::AscTime => crate::timefmt::rfc3339_millis(f.time),
+            Token::AscTime => crate::util::timefmt::rfc3339_millis(f.time),
             Token::Name => logger_name(f.target).to_string(),
             Token::LevelName => level_name(f.level).to_string(),
             Token::LevelNo => level_no(f.level).to_string(),
@@ -196,7 +196,7 @@ pub fn json(f: &Fields, out: &mut String) {
     let _ = write!(
         out,
         "{{\"timestamp\":\"{}\",\"level\":\"{}\",\"logger\":{},\"message\":{},\"thread\":{}",
-        crate::timefmt::rfc3339_millis(f.time),
+        crate::util::timefmt::rfc3339_millis(f.time),
         level_name(f.level),
         s(logger_name(f.target)),
         s(f.message),

@@ -25,7 +25,7 @@ use parking_lot::{Condvar, Mutex};
 use super::process::Ffmpeg;
 use super::CameraLookup;
 use crate::camera::CameraStatus;
-use crate::lifecycle::Shutdown;
+use crate::process::Shutdown;
 
 /// The reader stops this long after the last snapshot request.
 pub const IDLE: Duration = Duration::from_secs(30);

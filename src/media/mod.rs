@@ -35,10 +35,10 @@ use crate::camera::{Camera, CameraEvent, Cameras};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::files::{Files, Thresholds};
-use crate::lifecycle::Supervisor;
 use crate::mediamtx::{MediaMtx, PathMetrics};
-use crate::notify::Hub;
-use crate::status::Components;
+use crate::process::status::Components;
+use crate::process::Supervisor;
+use crate::rpc::notify::Hub;
 
 pub use image::dimensions as image_dimensions;
 pub use rpc::METHODS;

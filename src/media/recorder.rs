@@ -17,10 +17,10 @@ use super::session::{self, Backend, Ending, Reply, Session};
 use super::{segments, snapshot, Deps, SessionInfo, Shared};
 use crate::camera::{CameraEvent, CameraStatus};
 use crate::error::{Error, Result};
-use crate::lifecycle::{Shutdown, Supervisor};
-use crate::notify::{Hub, Notification};
-use crate::status::{Components, State};
-use crate::timefmt;
+use crate::process::status::{Components, State};
+use crate::process::{Shutdown, Supervisor};
+use crate::rpc::notify::{Hub, Notification};
+use crate::util::timefmt;
 
 pub use session::{status_json, StartRequest};
 
@@ -149,7 +149,7 @@ impl Recorder {
             return Err(Error::CameraNotFound(format!("{} is {}", camera.device, camera.status.as_str())));
         }
         let dir = segments::session_dir(cfg, &camera.path_name);
-        crate::fsutil::create_shared_dir(&dir)
+        crate::util::fs::create_shared_dir(&dir)
             .map_err(|e| Error::internal(format!("recordings dir {}: {e}", dir.display())))?;
         snapshot::storage_guard(&dir, (shared.thresholds)())?;
         let direct = camera.is_virtual || !shared.mediamtx.enabled();
@@ -158,7 +158,7 @@ impl Recorder {
         }
         let start = SystemTime::now();
         let info = SessionInfo {
-            session_id: crate::ids::uuid_v4(),
+            session_id: crate::util::ids::uuid_v4(),
             device: camera.device.clone(),
             path_name: camera.path_name.clone(),
             filename: format!("{}_{}.mp4", camera.path_name, timefmt::file_stamp(start)),

@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use crate::auth::Role;
 use crate::error::Result;
-use crate::notify::Notification;
+use crate::rpc::notify::Notification;
 use crate::rpc::{Call, Exec, Method};
 
 pub static METHODS: &[Method] = &[

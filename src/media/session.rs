@@ -14,7 +14,7 @@ use crate::camera::Camera;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::rpc::params;
-use crate::timefmt;
+use crate::util::timefmt;
 
 pub type Reply = Sender<Result<(Value, Value)>>;
 

@@ -21,7 +21,7 @@ use crate::camera::{Camera, CameraStatus};
 use crate::error::{Error, Result};
 use crate::files::Thresholds;
 use crate::rpc::params;
-use crate::timefmt;
+use crate::util::timefmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ImageFormat {
@@ -203,7 +203,7 @@ pub fn take(shared: &Shared, req: &Request) -> Result<Value> {
     if camera.status != CameraStatus::Connected {
         return Ok(failed(format!("Camera {} is {}", camera.device, camera.status.as_str())));
     }
-    let tmp = dir.join(format!(".{base}.{}.part", crate::ids::short_id()));
+    let tmp = dir.join(format!(".{base}.{}.part", crate::util::ids::short_id()));
     let tier = match capture(shared, &camera, req, &tmp, deadline) {
         Ok(t) => t,
         Err(why) => {

@@ -17,7 +17,7 @@ use super::client::{ApiError, ApiResult, Client};
 use super::{pathconf, CameraFeed, Hooks, Shared};
 use crate::camera::{Camera, CameraEvent, CameraStatus};
 use crate::error::{Error, Result};
-use crate::lifecycle::Shutdown;
+use crate::process::Shutdown;
 
 /// Full reconciliation at least this often.
 const RECONCILE_EVERY: Duration = Duration::from_secs(60);

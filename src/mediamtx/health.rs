@@ -7,8 +7,8 @@ use std::time::{Instant, SystemTime};
 use super::breaker::{Breaker, BreakerParams, BreakerState, Transition};
 use super::control::Command;
 use super::{random_unit, Shared, COMPONENT};
-use crate::lifecycle::Shutdown;
-use crate::status::State;
+use crate::process::status::State;
+use crate::process::Shutdown;
 
 pub(crate) fn run(shared: Arc<Shared>, shutdown: Shutdown) -> Result<(), String> {
     let mut breaker = Breaker::new(BreakerParams::from_config(&shared.config.mediamtx));

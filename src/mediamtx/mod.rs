@@ -30,9 +30,9 @@ pub use methods::METHODS;
 use crate::camera::{Camera, CameraEvent, Cameras};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::lifecycle::Supervisor;
 use crate::media::Media;
-use crate::status::{Components, State};
+use crate::process::status::{Components, State};
+use crate::process::Supervisor;
 
 /// Component name in [`Components`].
 pub const COMPONENT: &str = "mediamtx";
@@ -331,7 +331,7 @@ impl MediaMtx {
 
 fn metrics(p: &RuntimePath) -> PathMetrics {
     let ready = p.is_ready();
-    let uptime = match p.ready_since().and_then(crate::timefmt::parse_rfc3339) {
+    let uptime = match p.ready_since().and_then(crate::util::timefmt::parse_rfc3339) {
         Some(since) if ready => {
             let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
             now.saturating_sub(since).max(0) as u64
@@ -344,7 +344,7 @@ fn metrics(p: &RuntimePath) -> PathMetrics {
 /// A uniform random number in [0, 1) (backoff jitter).
 fn random_unit() -> f64 {
     let mut b = [0u8; 8];
-    crate::ids::random_bytes(&mut b);
+    crate::util::ids::random_bytes(&mut b);
     (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 
@@ -367,7 +367,7 @@ mod tests {
         let mut cfg = Config::default();
         cfg.mediamtx.enabled = false;
         let components = Components::default();
-        let sup = Supervisor::new(crate::lifecycle::Shutdown::new());
+        let sup = Supervisor::new(crate::process::Shutdown::new());
         let feed = CameraFeed { initial: vec![], events: crossbeam_channel::never() };
         let hooks = Hooks { is_recording: Arc::new(|_| false), announce: Arc::new(|_| {}) };
         let m = MediaMtx::start_with(Arc::new(cfg), feed, hooks, components.clone(), &sup).unwrap();

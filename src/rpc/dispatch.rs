@@ -11,8 +11,9 @@ use super::{table, Call, Caller, Exec, Method};
 use crate::app::App;
 use crate::auth::{jwt, Session};
 use crate::error::Error;
-use crate::notify::Notification;
-use crate::{ids, logging, timefmt};
+use crate::logging;
+use crate::rpc::notify::Notification;
+use crate::util::{ids, timefmt};
 
 /// One parsed frame, ready to run (on the connection worker, or on the blocking pool when any member needs it).
 pub struct Work {

@@ -4,6 +4,8 @@
 //! the slices. Adding a method is one line in a slice plus its handler.
 
 pub mod dispatch;
+pub mod metrics;
+pub mod notify;
 pub mod params;
 pub mod system;
 pub mod table;
@@ -16,7 +18,7 @@ use serde_json::Value;
 use crate::app::App;
 use crate::auth::Role;
 use crate::error::Result;
-use crate::notify::Notification;
+use crate::rpc::notify::Notification;
 
 /// A handler: params in (`Value::Null` when omitted), result out.
 pub type Handler = fn(&Call) -> Result<Value>;

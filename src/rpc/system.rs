@@ -8,8 +8,8 @@ use serde_json::{json, Map, Value};
 use super::{Call, Exec, Method};
 use crate::auth::Role;
 use crate::error::{Error, Result};
-use crate::metrics;
-use crate::status::State;
+use crate::process::status::State;
+use crate::rpc::metrics;
 
 pub static METHODS: &[Method] = &[
     Method { name: "ping", role: Some(Role::Viewer), handler: ping, exec: Exec::Inline },

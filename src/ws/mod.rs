@@ -24,9 +24,9 @@ use crossbeam_channel::{unbounded, Receiver, Sender};
 use crate::app::App;
 use crate::auth::Session;
 use crate::http::server::HttpPool;
-use crate::lifecycle::Supervisor;
+use crate::process::status::State;
+use crate::process::Supervisor;
 use crate::rpc::dispatch::{ConnFacts, Outcome, Work};
-use crate::status::State;
 use worker::{Msg, WorkerHandle};
 
 /// Kernel send buffer per WebSocket connection. Bounding it (instead of letting TCP autotune up to megabytes) bounds
@@ -89,7 +89,7 @@ pub fn start(app: Arc<App>, listener: TcpListener, http: HttpPool, supervisor: &
     Ok(())
 }
 
-fn accept_loop(app: &App, listener: &TcpListener, workers: &[WorkerHandle], shutdown: &crate::lifecycle::Shutdown) {
+fn accept_loop(app: &App, listener: &TcpListener, workers: &[WorkerHandle], shutdown: &crate::process::Shutdown) {
     let mut next = 0usize;
     while !shutdown.is_set() {
         if !poll::wait_readable(listener.as_raw_fd(), Duration::from_millis(200)) {
@@ -120,7 +120,7 @@ fn accept_loop(app: &App, listener: &TcpListener, workers: &[WorkerHandle], shut
     app.components.set("websocket_server", State::Stopped, "stopped");
 }
 
-fn run_jobs(app: &App, rx: &Receiver<Job>, shutdown: &crate::lifecycle::Shutdown) {
+fn run_jobs(app: &App, rx: &Receiver<Job>, shutdown: &crate::process::Shutdown) {
     loop {
         crossbeam_channel::select! {
             recv(rx) -> job => {

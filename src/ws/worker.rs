@@ -22,10 +22,9 @@ use crate::app::App;
 use crate::auth::{jwt, Session};
 use crate::http::server::HttpPool;
 use crate::http::{Response, MAX_HEAD_BYTES};
-use crate::lifecycle::Shutdown;
-use crate::notify::{Notification, Subscriber};
+use crate::process::Shutdown;
 use crate::rpc::dispatch::{Outcome, Work};
-use crate::streams;
+use crate::rpc::notify::{Notification, Subscriber};
 
 /// Token of the worker's own eventfd in its epoll set.
 const WAKE: u64 = u64::MAX;
@@ -221,7 +220,7 @@ impl Worker {
     }
 
     fn route(&mut self, token: u64, req: crate::http::Request, rest: Vec<u8>) {
-        let host = req.header("host").and_then(streams::host_from_header);
+        let host = req.header("host").and_then(crate::http::host_from_header);
         match handshake::route(req, &self.app.config.server.websocket_path) {
             Route::Reject(resp) => self.reject(token, resp),
             Route::Http(req) => {

@@ -158,7 +158,8 @@ mod tests {
 
     #[test]
     fn sends_to_a_path_socket() {
-        let dir = std::env::temp_dir().join(format!("sdnotify-test-{}-{}", std::process::id(), crate::ids::uuid_v4()));
+        let dir =
+            std::env::temp_dir().join(format!("sdnotify-test-{}-{}", std::process::id(), crate::util::ids::uuid_v4()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("notify");
         let listener = UnixDatagram::bind(&path).unwrap();
@@ -176,7 +177,7 @@ mod tests {
     #[test]
     fn sends_to_an_abstract_socket() {
         use std::os::linux::net::SocketAddrExt;
-        let name = format!("camera-service-sdnotify-test-{}-{}", std::process::id(), crate::ids::uuid_v4());
+        let name = format!("camera-service-sdnotify-test-{}-{}", std::process::id(), crate::util::ids::uuid_v4());
         let listener = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
         let target = NotifyTarget::parse(&format!("@{name}")).unwrap();
         target.send("STOPPING=1").unwrap();

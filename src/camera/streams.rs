@@ -28,18 +28,6 @@ pub fn none() -> Value {
     Value::Object(Map::new())
 }
 
-/// The host part of an HTTP `Host` header value (`example:8002` → `example`, `[::1]:8002` → `::1`).
-pub fn host_from_header(value: &str) -> Option<String> {
-    let v = value.trim();
-    if v.is_empty() {
-        return None;
-    }
-    if let Some(rest) = v.strip_prefix('[') {
-        return rest.split(']').next().map(str::to_string);
-    }
-    Some(v.rsplit_once(':').map_or(v, |(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { v }).to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,12 +43,5 @@ mod tests {
         assert_eq!(urls(&cfg, None, "camera1")["rtsp"], "rtsp://localhost:8554/camera1");
         cfg.public_host = Some("pub.example".into());
         assert_eq!(urls(&cfg, Some("cam.local"), "camera0")["hls"], "http://pub.example:8888/camera0/index.m3u8");
-    }
-
-    #[test]
-    fn host_header_parsing() {
-        assert_eq!(host_from_header("example:8002").as_deref(), Some("example"));
-        assert_eq!(host_from_header("[::1]:8002").as_deref(), Some("::1"));
-        assert_eq!(host_from_header("10.0.0.2").as_deref(), Some("10.0.0.2"));
     }
 }

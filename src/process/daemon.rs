@@ -4,21 +4,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
-
 use crate::app::App;
 use crate::auth::Authenticator;
 use crate::camera::Cameras;
 use crate::config::{Config, Loaded};
 use crate::files::Files;
 use crate::http::server::{self, HttpPool};
-use crate::lifecycle::{Shutdown, Supervisor};
 use crate::media::Media;
 use crate::mediamtx::MediaMtx;
-use crate::metrics::Metrics;
-use crate::notify::Hub;
+use crate::process::status::Components;
+use crate::process::{Shutdown, Supervisor};
+use crate::rpc::metrics::Metrics;
+use crate::rpc::notify::Hub;
 use crate::rpc::table;
-use crate::status::Components;
 use crate::ws;
 
 /// Exit codes (decisions §1).
@@ -48,7 +46,7 @@ pub fn run(loaded: Loaded) -> i32 {
     raise_fd_limit(&config);
     let supervisor = Supervisor::new(Shutdown::new());
     // Signals first, so a SIGTERM during start-up is not lost.
-    let (sig_rx, signals) = match watch_signals() {
+    let (sig_rx, signals) = match super::signals::watch() {
         Ok(s) => s,
         Err(e) => {
             log::error!("cannot install signal handlers: {e}");
@@ -72,9 +70,9 @@ pub fn run(loaded: Loaded) -> i32 {
         app.config.server.port,
         app.config.server.websocket_path
     );
-    crate::sdnotify::ready();
+    crate::process::sdnotify::ready();
     let code = wait_for_stop(&sig_rx, &supervisor);
-    crate::sdnotify::stopping();
+    crate::process::sdnotify::stopping();
     let t = Instant::now();
     let budget = if app.media.recording_count() > 0 { STOP_BUDGET_RECORDING } else { STOP_BUDGET };
     // `server.shutdown_timeout` may only shorten the budget: decisions §7 bounds it from above.
@@ -95,8 +93,9 @@ pub fn run(loaded: Loaded) -> i32 {
 
 /// Block until a signal or a component failure; meanwhile feed systemd's watchdog (when it asks for one).
 fn wait_for_stop(sig_rx: &crossbeam_channel::Receiver<i32>, supervisor: &Supervisor) -> i32 {
-    let watchdog =
-        crate::sdnotify::watchdog_ping_period().map(crossbeam_channel::tick).unwrap_or_else(crossbeam_channel::never);
+    let watchdog = crate::process::sdnotify::watchdog_ping_period()
+        .map(crossbeam_channel::tick)
+        .unwrap_or_else(crossbeam_channel::never);
     loop {
         crossbeam_channel::select! {
             recv(sig_rx) -> sig => {
@@ -110,24 +109,10 @@ fn wait_for_stop(sig_rx: &crossbeam_channel::Receiver<i32>, supervisor: &Supervi
                 return EXIT_FATAL;
             }
             recv(watchdog) -> _ => {
-                crate::sdnotify::watchdog_ping();
+                crate::process::sdnotify::watchdog_ping();
             }
         }
     }
-}
-
-type SignalHandle = signal_hook::iterator::Handle;
-
-fn watch_signals() -> std::io::Result<(crossbeam_channel::Receiver<i32>, SignalHandle)> {
-    let (tx, rx) = crossbeam_channel::bounded::<i32>(4);
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
-    let handle = signals.handle();
-    std::thread::Builder::new().name("signals".into()).spawn(move || {
-        for sig in signals.forever() {
-            let _ = tx.try_send(sig);
-        }
-    })?;
-    Ok((rx, handle))
 }
 
 /// Each connection is a descriptor: lift the soft `RLIMIT_NOFILE` (often 1024) towards the hard limit so

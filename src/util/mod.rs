@@ -1,0 +1,5 @@
+//! Small helpers shared by every component: atomic files, random ids, time formatting.
+
+pub mod fs;
+pub mod ids;
+pub mod timefmt;
