@@ -12,6 +12,7 @@ pub mod media;
 pub mod mediamtx;
 pub mod process;
 pub mod rpc;
+pub mod sys;
 pub mod util;
 pub mod ws;
 

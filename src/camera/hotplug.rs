@@ -3,9 +3,8 @@
 //! to the registry at once. The registry's `stat()` sweep every `camera.poll_interval` is the safety net for
 //! anything inotify misses (a directory that did not exist yet, a queue overflow).
 //!
-//! The one `unsafe` call is `poll(2)` on the inotify descriptor, so the thread can wait for events and still notice
-//! shutdown; the `inotify` crate's blocking read cannot be interrupted.
-#![allow(unsafe_code)]
+//! The thread waits with `poll(2)` on the inotify descriptor, so it can still notice shutdown: the `inotify` crate's
+//! blocking read cannot be interrupted.
 
 use std::collections::BTreeSet;
 use std::os::fd::AsRawFd;
@@ -79,7 +78,7 @@ impl Watcher {
             if shutdown.is_set() {
                 return false;
             }
-            if !wait_readable(inotify.as_raw_fd(), WAKE) {
+            if !crate::sys::poll::wait_readable(inotify.as_raw_fd(), WAKE) {
                 continue;
             }
             let events = match inotify.read_events(buf) {
@@ -126,15 +125,6 @@ impl Watcher {
 fn video_number(name: &str) -> Option<u32> {
     let digits = name.strip_prefix("video")?;
     (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| digits.parse().ok()).flatten()
-}
-
-/// Wait until `fd` is readable, at most `timeout`.
-fn wait_readable(fd: i32, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: `pfd` is a valid, exclusively borrowed pollfd array of length 1 for the duration of the call.
-    let r = unsafe { libc::poll(&mut pfd, 1, ms) };
-    r > 0 && pfd.revents & libc::POLLIN != 0
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ use crate::media::Media;
 use crate::process::status::{Components, State};
 use crate::process::Supervisor;
 use crate::rpc::notify::Hub;
+pub use crate::sys::{disk_usage, DiskUsage};
 
 pub use listing::Entry;
 pub use retention::CleanupReport;
@@ -249,36 +250,6 @@ fn existing_ancestor(path: &Path) -> PathBuf {
         }
     }
     p
-}
-
-/// Space on the filesystem holding a path (statvfs).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct DiskUsage {
-    pub total: u64,
-    /// Bytes available to unprivileged users (`f_bavail`).
-    pub available: u64,
-    /// Bytes free including root-reserved blocks (`f_bfree`).
-    pub free: u64,
-    /// `(total - available) / total * 100`: root-reserved blocks count as used, as in the Python service.
-    pub used_percent: f64,
-}
-
-/// statvfs of `path`.
-pub fn disk_usage(path: &Path) -> std::io::Result<DiskUsage> {
-    use std::ffi::CString;
-    use std::os::unix::ffi::OsStrExt;
-    let c = CString::new(path.as_os_str().as_bytes())?;
-    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let frsize = st.f_frsize as u64;
-    let total = st.f_blocks as u64 * frsize;
-    let available = st.f_bavail as u64 * frsize;
-    let free = st.f_bfree as u64 * frsize;
-    let used_percent = if total == 0 { 0.0 } else { (total - available) as f64 * 100.0 / total as f64 };
-    Ok(DiskUsage { total, available, free, used_percent })
 }
 
 /// `GET`/`HEAD /files/recordings/<name>` and `/files/snapshots/<name>` on both HTTP listeners ([`download`]).

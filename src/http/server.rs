@@ -81,7 +81,7 @@ pub fn start_health_server(app: Arc<App>, pool: HttpPool, supervisor: &Superviso
 
 fn accept_loop(listener: &TcpListener, pool: &HttpPool, shutdown: &Shutdown) {
     while !shutdown.is_set() {
-        if !crate::ws::poll::wait_readable(listener.as_raw_fd(), Duration::from_millis(200)) {
+        if !crate::sys::poll::wait_readable(listener.as_raw_fd(), Duration::from_millis(200)) {
             continue;
         }
         loop {

@@ -91,21 +91,7 @@ impl Ffmpeg {
         for (k, v) in env {
             cmd.env(k, v);
         }
-        let parent = std::process::id();
-        // SAFETY: the closure runs between fork and exec and calls only async-signal-safe functions (prctl,
-        // getppid); it allocates nothing.
-        unsafe {
-            cmd.pre_exec(move || {
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                // The daemon died between fork and prctl: do not run orphaned.
-                if libc::getppid() as u32 != parent {
-                    return Err(io::Error::from_raw_os_error(libc::ESRCH));
-                }
-                Ok(())
-            });
-        }
+        crate::sys::process::die_with_parent(&mut cmd);
         let (tx, rx) = bounded(1);
         spawner().send((cmd, tx)).map_err(|_| io::Error::other("ffmpeg spawner is gone"))?;
         let mut child = rx.recv().map_err(|_| io::Error::other("ffmpeg spawner is gone"))??;
@@ -266,12 +252,7 @@ fn log_line(label: &str, line: &[u8]) {
 }
 
 fn signal_group(pgid: i32, sig: i32) {
-    if pgid > 0 {
-        // SAFETY: plain syscall; a negative pid addresses the process group we created for this child.
-        unsafe {
-            libc::kill(-pgid, sig);
-        }
-    }
+    crate::sys::process::signal_group(pgid, sig);
 }
 
 /// Kill every ffmpeg still registered (daemon shutdown). Owners reap them.
@@ -322,8 +303,7 @@ mod tests {
         let p = Ffmpeg::spawn("t", &a, &[]).unwrap();
         let pid = p.pid() as i32;
         drop(p);
-        // SAFETY: signal 0 only probes existence.
-        let alive = unsafe { libc::kill(pid, 0) } == 0;
+        let alive = crate::sys::process::exists(pid);
         assert!(!alive, "child {pid} still exists after drop");
     }
 }

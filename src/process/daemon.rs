@@ -119,20 +119,13 @@ fn wait_for_stop(sig_rx: &crossbeam_channel::Receiver<i32>, supervisor: &Supervi
 /// `server.max_connections` can actually be reached.
 fn raise_fd_limit(config: &Config) {
     let wanted = u64::from(config.server.max_connections) + 256;
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with a valid, initialised struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 || lim.rlim_cur >= wanted {
-            return;
-        }
-        let target = wanted.min(lim.rlim_max);
-        lim.rlim_cur = target;
-        if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 || target < wanted {
-            log::warn!(
-                "open-file limit {target} is below server.max_connections {}: raise LimitNOFILE",
-                config.server.max_connections
-            );
-        }
+    match crate::sys::raise_nofile_limit(wanted) {
+        Ok(got) if got < wanted => log::warn!(
+            "open-file limit {got} is below server.max_connections {} + 256: raise LimitNOFILE",
+            config.server.max_connections
+        ),
+        Ok(_) => {}
+        Err(e) => log::warn!("cannot raise the open-file limit: {e}"),
     }
 }
 

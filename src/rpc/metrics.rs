@@ -115,7 +115,7 @@ impl Metrics {
         let Some(ticks) = proc_cpu_ticks() else { return 0.0 };
         let now = std::time::Instant::now();
         let mut s = self.cpu.lock();
-        let hz = clock_ticks_per_sec();
+        let hz = crate::sys::clock_ticks_per_sec();
         let (since, prev_ticks) = match s.at {
             Some(at) => (now.duration_since(at).as_secs_f64(), s.ticks),
             None => (process_uptime_secs().unwrap_or(0.0), 0),
@@ -127,16 +127,6 @@ impl Metrics {
             s.ticks = ticks;
         }
         s.percent
-    }
-}
-
-fn clock_ticks_per_sec() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if t > 0 {
-        t as f64
-    } else {
-        100.0
     }
 }
 
@@ -153,7 +143,7 @@ fn process_uptime_secs() -> Option<f64> {
     let rest = stat.rsplit_once(')')?.1;
     let start_ticks: f64 = rest.split_whitespace().nth(19)?.parse().ok()?;
     let uptime: f64 = std::fs::read_to_string("/proc/uptime").ok()?.split_whitespace().next()?.parse().ok()?;
-    Some(uptime - start_ticks / clock_ticks_per_sec())
+    Some(uptime - start_ticks / crate::sys::clock_ticks_per_sec())
 }
 
 /// A field of /proc/self/status in kB (e.g. `VmRSS`), or `Threads`.

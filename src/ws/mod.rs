@@ -10,7 +10,6 @@
 
 mod conn;
 mod handshake;
-pub mod poll;
 mod worker;
 
 use std::net::TcpListener;
@@ -92,7 +91,7 @@ pub fn start(app: Arc<App>, listener: TcpListener, http: HttpPool, supervisor: &
 fn accept_loop(app: &App, listener: &TcpListener, workers: &[WorkerHandle], shutdown: &crate::process::Shutdown) {
     let mut next = 0usize;
     while !shutdown.is_set() {
-        if !poll::wait_readable(listener.as_raw_fd(), Duration::from_millis(200)) {
+        if !crate::sys::poll::wait_readable(listener.as_raw_fd(), Duration::from_millis(200)) {
             continue;
         }
         loop {
@@ -102,7 +101,7 @@ fn accept_loop(app: &App, listener: &TcpListener, workers: &[WorkerHandle], shut
                         continue;
                     }
                     let _ = stream.set_nodelay(true);
-                    poll::set_send_buffer(stream.as_raw_fd(), SEND_BUFFER);
+                    crate::sys::set_send_buffer(stream.as_raw_fd(), SEND_BUFFER);
                     app.metrics.total_connections.fetch_add(1, Relaxed);
                     workers[next % workers.len()].send(Msg::Accept(stream));
                     next = next.wrapping_add(1);

@@ -16,7 +16,6 @@ use tungstenite::{Message, WebSocket};
 
 use super::conn::{Conn, Phase, Slab};
 use super::handshake::{self, Route};
-use super::poll::{Epoll, EventFd, Events, HANGUP, READABLE, WRITABLE};
 use super::{Job, JobSender};
 use crate::app::App;
 use crate::auth::{jwt, Session};
@@ -25,6 +24,7 @@ use crate::http::{Response, MAX_HEAD_BYTES};
 use crate::process::Shutdown;
 use crate::rpc::dispatch::{Outcome, Work};
 use crate::rpc::notify::{Notification, Subscriber};
+use crate::sys::poll::{Epoll, EventFd, Events, HANGUP, READABLE, WRITABLE};
 
 /// Token of the worker's own eventfd in its epoll set.
 const WAKE: u64 = u64::MAX;

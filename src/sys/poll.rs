@@ -1,22 +1,16 @@
-//! The one unsafe island of the connection layer: epoll and eventfd, wrapped so the rest is safe code.
-//! std has no readiness API and the design forbids an async runtime, so we call the two syscalls directly.
+//! Readiness: epoll, eventfd and poll(2), wrapped so the connection layers stay safe code. std has no readiness
+//! API and the design forbids an async runtime, so we call the syscalls directly.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
+use super::cvt;
+
 pub const READABLE: u32 = libc::EPOLLIN as u32;
 pub const WRITABLE: u32 = libc::EPOLLOUT as u32;
 pub const HANGUP: u32 = (libc::EPOLLRDHUP | libc::EPOLLHUP | libc::EPOLLERR) as u32;
 const EDGE: u32 = libc::EPOLLET as u32;
-
-fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
-    if r < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(r)
-    }
-}
 
 /// An edge-triggered epoll instance.
 pub struct Epoll {
@@ -105,25 +99,10 @@ impl EventFd {
     }
 }
 
-/// Wait until `fd` is readable or `timeout` passes (the acceptor's way to notice shutdown). True if readable.
+/// Wait until `fd` is readable or `timeout` passes. True if readable.
 pub fn wait_readable(fd: RawFd, timeout: Duration) -> bool {
     let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     // SAFETY: one valid pollfd.
     let n = unsafe { libc::poll(&mut p, 1, timeout.as_millis().min(i32::MAX as u128) as i32) };
     n > 0 && p.revents & libc::POLLIN != 0
-}
-
-/// Set `SO_SNDBUF` (best effort: the kernel clamps it to its limits).
-pub fn set_send_buffer(fd: RawFd, bytes: usize) {
-    let v = bytes.min(i32::MAX as usize) as libc::c_int;
-    // SAFETY: passes a pointer to a valid c_int and its size.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_SNDBUF,
-            (&v as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
 }
