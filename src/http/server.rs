@@ -11,8 +11,7 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Receiver, Sender, TrySendError};
 
 use super::{parse_head, ParseError, Request, Response, MAX_HEAD_BYTES};
-use crate::app::App;
-use crate::process::status::State;
+use crate::process::status::{Components, State};
 use crate::process::{Shutdown, Supervisor};
 
 /// Worker threads serving HTTP requests (health checks are tiny; downloads stream with a fixed buffer).
@@ -29,6 +28,9 @@ enum Task {
     Parsed(Request, TcpStream),
 }
 
+/// What answers a parsed request: the daemon's route table.
+pub type Router = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
+
 /// Submit side of the HTTP worker pool.
 #[derive(Clone)]
 pub struct HttpPool {
@@ -37,12 +39,12 @@ pub struct HttpPool {
 
 impl HttpPool {
     /// Start the pool's workers.
-    pub fn start(app: Arc<App>, supervisor: &Supervisor) -> std::io::Result<HttpPool> {
+    pub fn start(router: Router, supervisor: &Supervisor) -> std::io::Result<HttpPool> {
         let (tx, rx) = bounded::<Task>(HTTP_QUEUE);
         for i in 0..HTTP_WORKERS {
-            let (app, rx, shutdown) = (app.clone(), rx.clone(), supervisor.shutdown().clone());
+            let (router, rx, shutdown) = (router.clone(), rx.clone(), supervisor.shutdown().clone());
             supervisor.spawn(&format!("http-{i}"), move || {
-                serve_tasks(&app, &rx, &shutdown);
+                serve_tasks(&*router, &rx, &shutdown);
                 Ok(())
             })?;
         }
@@ -65,16 +67,20 @@ impl HttpPool {
     }
 }
 
-/// Start the health server's acceptor on `security.health.bind_address:health_port`.
-pub fn start_health_server(app: Arc<App>, pool: HttpPool, supervisor: &Supervisor) -> std::io::Result<()> {
-    let addr = (app.config.security.health.bind_address.clone(), app.config.health_port());
-    let listener = TcpListener::bind((addr.0.as_str(), addr.1))?;
+/// Start the health server's acceptor on `addr` (`security.health.bind_address`, `health_port`).
+pub fn start_health_server(
+    addr: (&str, u16),
+    pool: HttpPool,
+    components: Components,
+    supervisor: &Supervisor,
+) -> std::io::Result<()> {
+    let listener = TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let shutdown = supervisor.shutdown().clone();
-    app.components.set("health_server", State::Running, format!("listening on {}:{}", addr.0, addr.1));
+    components.set("health_server", State::Running, format!("listening on {}:{}", addr.0, addr.1));
     supervisor.spawn("http-acceptor", move || {
         accept_loop(&listener, &pool, &shutdown);
-        app.components.set("health_server", State::Stopped, "stopped");
+        components.set("health_server", State::Stopped, "stopped");
         Ok(())
     })
 }
@@ -102,12 +108,12 @@ fn accept_loop(listener: &TcpListener, pool: &HttpPool, shutdown: &Shutdown) {
     }
 }
 
-fn serve_tasks(app: &App, rx: &Receiver<Task>, shutdown: &Shutdown) {
+fn serve_tasks(router: &(dyn Fn(&Request) -> Response + Send + Sync), rx: &Receiver<Task>, shutdown: &Shutdown) {
     loop {
         crossbeam_channel::select! {
             recv(rx) -> task => match task {
-                Ok(Task::Raw(stream)) => serve_raw(app, stream),
-                Ok(Task::Parsed(req, stream)) => respond(app, &req, stream),
+                Ok(Task::Raw(stream)) => serve_raw(router, stream),
+                Ok(Task::Parsed(req, stream)) => respond(router, &req, stream),
                 Err(_) => return,
             },
             recv(shutdown.channel()) -> _ => return,
@@ -115,7 +121,7 @@ fn serve_tasks(app: &App, rx: &Receiver<Task>, shutdown: &Shutdown) {
     }
 }
 
-fn serve_raw(app: &App, mut stream: TcpStream) {
+fn serve_raw(router: &(dyn Fn(&Request) -> Response + Send + Sync), mut stream: TcpStream) {
     let _ = stream.set_read_timeout(Some(HEAD_TIMEOUT));
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 2048];
@@ -133,16 +139,16 @@ fn serve_raw(app: &App, mut stream: TcpStream) {
             },
         }
     };
-    respond(app, &req, stream);
+    respond(router, &req, stream);
 }
 
-fn respond(app: &App, req: &Request, mut stream: TcpStream) {
+fn respond(router: &(dyn Fn(&Request) -> Response + Send + Sync), req: &Request, mut stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let head_only = req.method == "HEAD";
     let resp = if req.method != "GET" && !head_only {
         Response::text(405, "Method Not Allowed\n").with_header("Allow", "GET, HEAD")
     } else {
-        super::routes::route(app, req)
+        router(req)
     };
     let status = resp.status;
     if let Err(e) = resp.write_to(&mut stream, head_only) {

@@ -167,8 +167,11 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> s
         files,
     });
     app.media.start_for(&app, supervisor)?;
-    let http = HttpPool::start(app.clone(), supervisor)?;
-    server::start_health_server(app.clone(), http.clone(), supervisor)?;
+    let router_app = app.clone();
+    let http = HttpPool::start(Arc::new(move |req| crate::http::routes::route(&router_app, req)), supervisor)?;
+    let health = &app.config.security.health;
+    let addr = (health.bind_address.as_str(), app.config.health_port());
+    server::start_health_server(addr, http.clone(), app.components.clone(), supervisor)?;
     let listener = ws::bind(&app)?;
     ws::start(app.clone(), listener, http, supervisor)?;
     Ok(app)
