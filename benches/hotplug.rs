@@ -7,6 +7,7 @@
 //! stops when a client's reader thread has the parsed notification. Unplug latency is measured the same way.
 //!
 //! `cargo bench --bench hotplug [-- --clients 100 --plugs 200]`
+#![allow(unsafe_code)] // mknod(2) to plug a test device node
 
 use std::io::ErrorKind;
 use std::net::{TcpListener, TcpStream};

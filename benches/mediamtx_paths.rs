@@ -7,6 +7,7 @@
 //! - unchanged: converging an existing, equal path (`GET config`, compare), what reconciliation costs;
 //! - delete: `DELETE /v3/config/paths/delete/{name}`.
 
+#[allow(unsafe_code)] // the fake sets SO_LINGER with libc to simulate a reset
 #[path = "../tests/fake_mediamtx.rs"]
 mod fake_mediamtx;
 

@@ -1,4 +1,6 @@
 //! One integration-test binary (build and link cost paid once); modules are sibling files.
+// Test helpers call libc (mknod, setsockopt, geteuid); each unsafe block documents why it is sound.
+#![allow(unsafe_code)]
 
 mod support;
 

@@ -5,7 +5,8 @@
 //! card name with Latin-1 bytes would panic the prober), it exposes only `device_caps` (qualification needs
 //! `capabilities` when `V4L2_CAP_DEVICE_CAPS` is unset), its enumeration loops have no bound (a driver that never
 //! answers EINVAL spins forever), and it does not enumerate multi-planar capture formats. The loops here are bounded
-//! and decode text lossily. This is the only module of the camera component that needs `unsafe`.
+//! and decode text lossily. This is the only module of the camera component that needs `unsafe` (the crate denies it
+//! elsewhere); each request is tied to its argument struct by the [`Arg`] trait, so the callers stay safe code.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -105,6 +106,44 @@ pub enum RawInterval {
     },
 }
 
+/// A kernel argument struct and the one V4L2 request that takes it, so [`Node::ioctl`] cannot pair a request with
+/// the wrong struct.
+///
+/// # Safety
+/// `REQUEST` must be an ioctl whose argument is exactly `Self` as the kernel headers define it, and `Self` must be
+/// plain old data for which all-zero bytes are a valid value.
+unsafe trait Arg {
+    const REQUEST: vidioc::_IOC_TYPE;
+}
+
+// SAFETY: videodev2.h: `VIDIOC_QUERYCAP` takes `struct v4l2_capability`, a struct of integers and byte arrays.
+unsafe impl Arg for v4l2_capability {
+    const REQUEST: vidioc::_IOC_TYPE = vidioc::VIDIOC_QUERYCAP;
+}
+
+// SAFETY: videodev2.h: `VIDIOC_ENUM_FMT` takes `struct v4l2_fmtdesc`, a struct of integers and byte arrays.
+unsafe impl Arg for v4l2_fmtdesc {
+    const REQUEST: vidioc::_IOC_TYPE = vidioc::VIDIOC_ENUM_FMT;
+}
+
+// SAFETY: videodev2.h: `VIDIOC_ENUM_FRAMESIZES` takes `struct v4l2_frmsizeenum`, integers and a union of integer
+// structs.
+unsafe impl Arg for v4l2_frmsizeenum {
+    const REQUEST: vidioc::_IOC_TYPE = vidioc::VIDIOC_ENUM_FRAMESIZES;
+}
+
+// SAFETY: videodev2.h: `VIDIOC_ENUM_FRAMEINTERVALS` takes `struct v4l2_frmivalenum`, integers and a union of
+// integer fractions.
+unsafe impl Arg for v4l2_frmivalenum {
+    const REQUEST: vidioc::_IOC_TYPE = vidioc::VIDIOC_ENUM_FRAMEINTERVALS;
+}
+
+/// An all-zero request struct, ready for its input fields.
+fn zeroed<T: Arg>() -> T {
+    // SAFETY: the `Arg` contract: `T` is plain old data and all-zero bytes are a valid value.
+    unsafe { mem::zeroed() }
+}
+
 /// An open device node; closed on drop.
 pub struct Node {
     fd: c_int,
@@ -117,12 +156,14 @@ impl Node {
         Ok(Node { fd })
     }
 
-    fn ioctl<T>(&self, request: vidioc::_IOC_TYPE, arg: &mut T) -> io::Result<()> {
+    /// The ioctl `T::REQUEST` on this node, retried on EINTR. Safe to call: [`Arg`] ties the argument type to its
+    /// request, so the kernel never reads or writes past `arg`.
+    fn ioctl<T: Arg>(&self, arg: &mut T) -> io::Result<()> {
         loop {
-            // SAFETY: `arg` is an exclusively borrowed, initialised kernel struct whose type matches `request`
-            // (both come from the kernel headers via v4l2-sys); the driver writes at most size_of::<T>() bytes
-            // into it and keeps no reference after returning.
-            let r = unsafe { v4l2::ioctl(self.fd, request, arg as *mut T as *mut c_void) };
+            // SAFETY: `arg` is an exclusively borrowed, initialised value of the type the kernel expects for
+            // `T::REQUEST` (the `Arg` contract); the driver writes at most size_of::<T>() bytes into it and keeps
+            // no reference after returning.
+            let r = unsafe { v4l2::ioctl(self.fd, T::REQUEST, (arg as *mut T).cast::<c_void>()) };
             match r {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 other => return other,
@@ -131,9 +172,8 @@ impl Node {
     }
 
     pub fn query_caps(&self) -> io::Result<RawCaps> {
-        // SAFETY: plain-old-data kernel struct; all-zero is a valid value.
-        let mut c: v4l2_capability = unsafe { mem::zeroed() };
-        self.ioctl(vidioc::VIDIOC_QUERYCAP, &mut c)?;
+        let mut c: v4l2_capability = zeroed();
+        self.ioctl(&mut c)?;
         Ok(RawCaps {
             driver: c_text(&c.driver),
             card: c_text(&c.card),
@@ -147,11 +187,10 @@ impl Node {
     pub fn formats(&self, buf_type: u32) -> io::Result<Vec<RawFormat>> {
         let mut out = Vec::new();
         for index in 0..MAX_FORMATS {
-            // SAFETY: plain-old-data kernel struct; all-zero is a valid value.
-            let mut f: v4l2_fmtdesc = unsafe { mem::zeroed() };
+            let mut f: v4l2_fmtdesc = zeroed();
             f.index = index;
             f.type_ = buf_type;
-            if let Err(e) = self.ioctl(vidioc::VIDIOC_ENUM_FMT, &mut f) {
+            if let Err(e) = self.ioctl(&mut f) {
                 return end_of_list(e, index, out);
             }
             out.push(RawFormat { pixelformat: f.pixelformat, description: c_text(&f.description) });
@@ -162,11 +201,10 @@ impl Node {
     pub fn frame_sizes(&self, pixelformat: u32) -> io::Result<Vec<RawSize>> {
         let mut out = Vec::new();
         for index in 0..MAX_SIZES {
-            // SAFETY: plain-old-data kernel struct; all-zero is a valid value.
-            let mut s: v4l2_frmsizeenum = unsafe { mem::zeroed() };
+            let mut s: v4l2_frmsizeenum = zeroed();
             s.index = index;
             s.pixel_format = pixelformat;
-            if let Err(e) = self.ioctl(vidioc::VIDIOC_ENUM_FRAMESIZES, &mut s) {
+            if let Err(e) = self.ioctl(&mut s) {
                 return end_of_list(e, index, out);
             }
             // SAFETY: `type_` says which union member the driver filled; both members are plain u32 fields.
@@ -198,13 +236,12 @@ impl Node {
     pub fn frame_intervals(&self, pixelformat: u32, width: u32, height: u32) -> io::Result<Vec<RawInterval>> {
         let mut out = Vec::new();
         for index in 0..MAX_INTERVALS {
-            // SAFETY: plain-old-data kernel struct; all-zero is a valid value.
-            let mut i: v4l2_frmivalenum = unsafe { mem::zeroed() };
+            let mut i: v4l2_frmivalenum = zeroed();
             i.index = index;
             i.pixel_format = pixelformat;
             i.width = width;
             i.height = height;
-            if let Err(e) = self.ioctl(vidioc::VIDIOC_ENUM_FRAMEINTERVALS, &mut i) {
+            if let Err(e) = self.ioctl(&mut i) {
                 return end_of_list(e, index, out);
             }
             // SAFETY: `type_` says which union member the driver filled; both members are plain u32 fractions.

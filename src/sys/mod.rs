@@ -1,6 +1,7 @@
 //! The operating-system calls std does not wrap (readiness, socket options, file-system figures, resource limits,
 //! process groups), each behind a safe function. This module and the V4L2 ioctls (`camera::v4l2`) are the only
-//! places with `unsafe` code.
+//! places with `unsafe` code (the crate denies `unsafe_code` elsewhere).
+#![allow(unsafe_code)]
 
 pub mod poll;
 pub mod process;

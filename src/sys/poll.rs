@@ -21,6 +21,7 @@ impl Epoll {
     pub fn new() -> io::Result<Epoll> {
         // SAFETY: plain syscall; the returned descriptor is owned from here on.
         let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns or closes.
         Ok(Epoll { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
     }
 
@@ -77,6 +78,7 @@ impl EventFd {
     pub fn new() -> io::Result<EventFd> {
         // SAFETY: plain syscall; the returned descriptor is owned from here on.
         let fd = cvt(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) })?;
+        // SAFETY: `fd` is a fresh descriptor that nothing else owns or closes.
         Ok(EventFd { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
     }
 
