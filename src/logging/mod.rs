@@ -13,7 +13,7 @@ mod format;
 mod writer;
 
 use std::cell::RefCell;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
@@ -54,11 +54,13 @@ pub fn current_correlation() -> Option<String> {
 
 /// Lines dropped because the writer queue was full (also reported in the log itself).
 pub fn dropped_lines() -> u64 {
-    DROPPED.load(std::sync::atomic::Ordering::Relaxed)
+    DROPPED.load(Ordering::Relaxed)
 }
 
 static DROPPED: AtomicU64 = AtomicU64::new(0);
 static WRITER: OnceLock<Sender<writer::Msg>> = OnceLock::new();
+/// Whether log lines go to stderr (`logging.console_enabled`), for [`fatal`].
+static CONSOLE: AtomicBool = AtomicBool::new(false);
 
 /// How lines look.
 #[derive(Debug, Clone)]
@@ -162,16 +164,40 @@ pub fn init(cfg: &LoggingConfig) -> Result<(), String> {
     }
     let style = Style::from_config(cfg);
     let notice_style = style.clone();
+    CONSOLE.store(cfg.console_enabled, Ordering::Relaxed);
     let sinks = writer::Sinks { console: cfg.console_enabled, file };
     std::thread::Builder::new()
         .name("log-writer".into())
-        .spawn(move || writer::run(rx, sinks, &DROPPED, move |n| drop_notice(&notice_style, n)))
+        .spawn(move || write_until_closed(rx, sinks, notice_style))
         .map_err(|e| format!("cannot start the log-writer thread: {e}"))?;
     let max = filter.filter();
     if log::set_boxed_logger(Box::new(Logger { filter, style, tx })).is_ok() {
         log::set_max_level(max);
     }
     Ok(())
+}
+
+/// Body of the `log-writer` thread. It runs outside the supervisor (it starts before it and must outlive every other
+/// thread), so it watches itself: a panic is reported on stderr (the logger cannot log about itself) and the loop
+/// restarts with the same queue and sinks, so the daemon never goes silent.
+fn write_until_closed(rx: crossbeam_channel::Receiver<writer::Msg>, mut sinks: writer::Sinks, style: Style) {
+    let notice = move |n| drop_notice(&style, n);
+    loop {
+        let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            writer::run(&rx, &mut sinks, &DROPPED, &notice);
+        }));
+        match run {
+            Ok(()) => return,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".into());
+                eprintln!("camera-service: the log-writer thread panicked ({what}); restarting it");
+            }
+        }
+    }
 }
 
 fn drop_notice(style: &Style, n: u64) -> String {
@@ -194,6 +220,18 @@ pub fn flush() {
     let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);
     if tx.send_timeout(writer::Msg::Flush(ack_tx), Duration::from_secs(1)).is_ok() {
         let _ = ack_rx.recv_timeout(Duration::from_secs(2));
+    }
+}
+
+/// A fatal error before exit: exactly one line on stderr (through the log when it writes to stderr, else directly)
+/// and the line in the log file, written out before this returns.
+pub fn fatal(message: &str) {
+    let logging_to_stderr =
+        WRITER.get().is_some() && CONSOLE.load(Ordering::Relaxed) && log::log_enabled!(Level::Error);
+    log::error!("{message}");
+    flush();
+    if !logging_to_stderr {
+        eprintln!("camera-service: {message}");
     }
 }
 

@@ -102,8 +102,9 @@ pub struct Sinks {
     pub file: Option<RotatingFile>,
 }
 
-/// The writer loop; `drop_notice(n)` formats the WARNING line reporting `n` newly dropped lines.
-pub fn run(rx: Receiver<Msg>, mut sinks: Sinks, dropped: &AtomicU64, drop_notice: impl Fn(u64) -> String) {
+/// The writer loop, until every sender is gone; `drop_notice(n)` formats the WARNING line reporting `n` newly
+/// dropped lines. Takes its channel and sinks by reference so that the thread can restart it after a panic.
+pub fn run(rx: &Receiver<Msg>, sinks: &mut Sinks, dropped: &AtomicU64, drop_notice: &dyn Fn(u64) -> String) {
     let mut reported = 0u64;
     let mut file_failed = false;
     while let Ok(first) = rx.recv() {
@@ -213,7 +214,8 @@ mod tests {
         let dropped = Arc::new(AtomicU64::new(3));
         let d = dropped.clone();
         let h = std::thread::spawn(move || {
-            run(rx, Sinks { console: false, file: Some(file) }, &d, |n| format!("dropped {n}\n"))
+            let mut sinks = Sinks { console: false, file: Some(file) };
+            run(&rx, &mut sinks, &d, &|n| format!("dropped {n}\n"))
         });
         tx.send(Msg::Line("one\n".into())).unwrap();
         let (ack_tx, ack_rx) = crossbeam_channel::bounded(1);

@@ -194,7 +194,12 @@ impl Grabbers {
             let g = g.clone();
             thread::Builder::new()
                 .name("grabber-read".into())
-                .spawn(move || read_frames(&g, stdout))
+                .spawn(move || {
+                    // A reader that panicked ends the grabber; the next snapshot starts a new one.
+                    if crate::process::guarded("grabber-read", || read_frames(&g, stdout)).is_err() {
+                        g.end("stream reader failed".into());
+                    }
+                })
                 .map_err(|e| format!("cannot start reader thread: {e}"))?
         };
         // Inserted before the owner runs, so the owner's removal always finds it (or a newer one).
@@ -207,7 +212,16 @@ impl Grabbers {
             shutdown: self.shutdown.clone(),
             cameras: self.cameras.clone(),
         };
-        if let Err(e) = thread::Builder::new().name("grabber".into()).spawn(move || owner.run(process, reader)) {
+        let (mine, map) = (g.clone(), self.map.clone());
+        let spawned = thread::Builder::new().name("grabber".into()).spawn(move || {
+            // An owner that panicked has already killed its ffmpeg (dropped while unwinding): forget the grabber
+            // and wake its waiters, so the next snapshot starts a new one.
+            if crate::process::guarded("grabber", || owner.run(process, reader)).is_err() {
+                forget(&map, &mine);
+                mine.end("stream reader owner failed".into());
+            }
+        });
+        if let Err(e) = spawned {
             // The closure (and with it the process, killed on drop) is gone.
             self.map.lock().remove(device);
             g.end(format!("cannot start owner thread: {e}"));
@@ -257,17 +271,20 @@ impl Owner {
                 break "camera disconnected".to_string();
             }
         };
-        {
-            let mut map = self.map.lock();
-            if map.get(&self.g.device).is_some_and(|g| Arc::ptr_eq(g, &self.g)) {
-                map.remove(&self.g.device);
-            }
-        }
+        forget(&self.map, &self.g);
         self.g.end(why.trim().to_string());
         process.stop(Duration::from_millis(500), Duration::from_secs(2));
         drop(process);
         let _ = reader.join();
         log::info!("grabber {}: warm stream reader stopped: {}", self.g.device, why.trim());
+    }
+}
+
+/// Remove `g` from the map unless a newer grabber already replaced it.
+fn forget(map: &Map, g: &Arc<Grabber>) {
+    let mut map = map.lock();
+    if map.get(&g.device).is_some_and(|current| Arc::ptr_eq(current, g)) {
+        map.remove(&g.device);
     }
 }
 

@@ -30,7 +30,9 @@ static LIVE: StdMutex<BTreeSet<i32>> = StdMutex::new(BTreeSet::new());
 
 type SpawnRequest = (Command, Sender<io::Result<Child>>);
 
-/// The spawner thread: it never exits, so `PR_SET_PDEATHSIG` fires only when the daemon process dies.
+/// The spawner thread: it never exits, so `PR_SET_PDEATHSIG` fires only when the daemon process dies. It must not
+/// die early either (every running ffmpeg would get SIGKILL with it), so a panic while spawning fails that one
+/// spawn (reported to its caller and logged) and the thread goes on.
 fn spawner() -> &'static Sender<SpawnRequest> {
     static SPAWNER: OnceLock<Sender<SpawnRequest>> = OnceLock::new();
     SPAWNER.get_or_init(|| {
@@ -39,7 +41,9 @@ fn spawner() -> &'static Sender<SpawnRequest> {
             .name("ffmpeg-spawner".into())
             .spawn(move || {
                 for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
+                    let spawned = crate::process::guarded("ffmpeg-spawner", || cmd.spawn())
+                        .unwrap_or_else(|panic| Err(io::Error::other(format!("spawning ffmpeg panicked: {panic}"))));
+                    let _ = reply.send(spawned);
                 }
             })
             .expect("start ffmpeg-spawner thread");
@@ -206,6 +210,8 @@ pub fn describe(st: ExitStatus) -> String {
     }
 }
 
+/// One `ffmpeg-stderr` thread per child. If the drain panics it keeps reading into nothing: a child whose stderr
+/// pipe fills up would block and stall its recording.
 fn spawn_drain(
     label: &str,
     mut stderr: std::process::ChildStderr,
@@ -216,31 +222,38 @@ fn spawn_drain(
         .name("ffmpeg-stderr".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            let mut buf = [0u8; 1024];
-            let mut line = Vec::new();
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                let mut t = tail.lock();
-                t.extend_from_slice(&buf[..n]);
-                if t.len() > TAIL_BYTES {
-                    let cut = t.len() - TAIL_BYTES;
-                    t.drain(..cut);
-                }
-                drop(t);
-                for &b in &buf[..n] {
-                    if b == b'\n' || b == b'\r' {
-                        log_line(&label, &line);
-                        line.clear();
-                    } else if line.len() < 512 {
-                        line.push(b);
-                    }
-                }
+            if crate::process::guarded("ffmpeg-stderr", || drain(&label, &mut stderr, &tail)).is_err() {
+                let _ = io::copy(&mut stderr, &mut io::sink());
             }
-            log_line(&label, &line);
         })
         .ok()
+}
+
+/// Read stderr to its end: keep the last [`TAIL_BYTES`] and log each line.
+fn drain(label: &str, stderr: &mut std::process::ChildStderr, tail: &Mutex<Vec<u8>>) {
+    let mut buf = [0u8; 1024];
+    let mut line = Vec::new();
+    while let Ok(n) = stderr.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        let mut t = tail.lock();
+        t.extend_from_slice(&buf[..n]);
+        if t.len() > TAIL_BYTES {
+            let cut = t.len() - TAIL_BYTES;
+            t.drain(..cut);
+        }
+        drop(t);
+        for &b in &buf[..n] {
+            if b == b'\n' || b == b'\r' {
+                log_line(label, &line);
+                line.clear();
+            } else if line.len() < 512 {
+                line.push(b);
+            }
+        }
+    }
+    log_line(label, &line);
 }
 
 fn log_line(label: &str, line: &[u8]) {

@@ -85,15 +85,30 @@ where
         let message = match outcome {
             Ok(Ok(())) => return,
             Ok(Err(e)) => e,
-            Err(panic) => panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "panic".into()),
+            Err(panic) => panic_message(&*panic),
         };
         log::error!("component thread {thread_name} failed: {message}");
         let _ = failures.send(ThreadFailure { thread: thread_name, message });
     })
+}
+
+/// Run `body`; a panic becomes an error (logged here) instead of ending the thread. For helper threads outside the
+/// supervisor whose owner recovers from their failure (a recording start that panicked fails that recording; a
+/// stream reader that panicked is ended and replaced on the next request; an ffmpeg stderr drain keeps draining).
+pub fn guarded<T>(what: &str, body: impl FnOnce() -> T) -> Result<T, String> {
+    catch_unwind(AssertUnwindSafe(body)).map_err(|panic| {
+        let message = panic_message(&*panic);
+        log::error!("{what} failed: {message}");
+        message
+    })
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic".into())
 }
 
 #[cfg(test)]
@@ -108,5 +123,11 @@ mod tests {
         assert_eq!(f.thread, "boom");
         assert!(f.message.contains("kaput"));
         assert!(sup.join_all(Duration::from_secs(1)).is_empty());
+    }
+
+    #[test]
+    fn guarded_turns_a_panic_into_an_error() {
+        assert_eq!(guarded("t", || 7), Ok(7));
+        assert_eq!(guarded("t", || -> u8 { panic!("broken {}", 1) }), Err("broken 1".to_string()));
     }
 }
