@@ -11,8 +11,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use camera_service::config::Config;
-use camera_service::error::FileKind;
 use camera_service::files::{rpc, Files};
+use camera_service::rpc::table::invoke;
 use serde_json::{json, Value};
 use tungstenite::{Message, WebSocket};
 
@@ -107,16 +107,17 @@ fn main() {
     config.mediamtx.recordings_path = root.join("recordings");
     config.mediamtx.snapshots_path = root.join("snapshots");
     config.state_dir = root.join("state");
-    let files = Files::new(Arc::new(config), Default::default());
+    let (files, _owner) = Files::new(Arc::new(config), Arc::new(Default::default));
+    let list = |p: serde_json::Value| invoke(rpc::METHODS, &files, "list_recordings", &p);
     let first = Instant::now();
-    let r = rpc::list(&files, FileKind::Recording, &json!({"limit": 100})).unwrap();
+    let r = list(json!({"limit": 100})).unwrap();
     println!(
         "in-process first call (cold index + metadata of 100 files): {:.1} ms",
         first.elapsed().as_secs_f64() * 1e3
     );
     assert_eq!(r["total"], n);
     let page = |i: usize| json!({"limit": 100, "offset": (i * 100) % n});
-    let v = measure(50, 500, |_| drop(rpc::list(&files, FileKind::Recording, &json!({"limit": 100})).unwrap()));
+    let v = measure(50, 500, |_| drop(list(json!({"limit": 100})).unwrap()));
     println!("in-process list_recordings limit=100 offset=0:     {}", percentiles(v));
 
     // Through the daemon.

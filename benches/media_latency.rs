@@ -16,11 +16,13 @@ use camera_service::camera::Camera;
 use camera_service::config::{Config, VirtualCameraConfig};
 use camera_service::error::{Error, Result};
 use camera_service::files::Thresholds;
-use camera_service::media::{CameraLookup, Deps, Media, StreamServer};
+use camera_service::media::{CameraLookup, Deps, Media, RecorderWiring, Recordings, StreamServer};
 use camera_service::mediamtx::PathMetrics;
+use camera_service::process::heartbeat::Heartbeats;
 use camera_service::process::status::Components;
 use camera_service::process::{Shutdown, Supervisor};
 use camera_service::rpc::notify::Hub;
+use camera_service::rpc::params::decode;
 use serde_json::json;
 
 struct Cams(HashMap<String, Arc<Camera>>);
@@ -71,14 +73,19 @@ fn media(root: &std::path::Path, rtsp_port: Option<u16>, caching: bool, sup: &Su
     let deps = Deps {
         config: Arc::new(config),
         cameras: Arc::new(Cams(HashMap::from([("virtual0".to_string(), Arc::new(camera()))]))),
-        camera_events: crossbeam_channel::never(),
         mediamtx: Arc::new(ReadyPath(rtsp_port.is_some())),
         thresholds: Arc::new(|| Thresholds { warning: 98, critical: 99 }),
+        recordings: Recordings::default(),
+        shutdown: sup.shutdown().clone(),
+    };
+    let (m, recorder) = Media::new(deps);
+    let wiring = RecorderWiring {
+        camera_events: crossbeam_channel::never(),
         hub: Hub::new(),
         components: Components::default(),
+        heartbeats: Heartbeats::default(),
     };
-    let m = Media::new();
-    m.launch(deps, sup).unwrap();
+    recorder.spawn(wiring, sup).unwrap();
     m
 }
 
@@ -105,7 +112,7 @@ fn snapshots(m: &Media, n: usize, expect_tier: u64) -> Vec<f64> {
     (0..n)
         .map(|_| {
             let t = Instant::now();
-            let r = m.take_snapshot(&json!({"device": "virtual0"})).unwrap();
+            let r = m.take_snapshot(decode(&json!({"device": "virtual0"})).unwrap()).unwrap();
             let took = ms(t);
             assert_eq!(r["status"], "completed", "{r}");
             assert_eq!(r["tier_used"], expect_tier, "{r}");
@@ -125,11 +132,11 @@ fn main() {
     let (mut start, mut stop) = (Vec::new(), Vec::new());
     for _ in 0..n {
         let t = Instant::now();
-        m.start_recording(&json!({"device": "virtual0"})).unwrap();
+        m.start_recording(decode(&json!({"device": "virtual0"})).unwrap()).unwrap();
         start.push(ms(t));
         std::thread::sleep(Duration::from_millis(300));
         let t = Instant::now();
-        m.stop_recording(&json!({"device": "virtual0"})).unwrap();
+        m.stop_recording("virtual0").unwrap();
         stop.push(ms(t));
         // A new session within the same second would reuse the segment name stamp.
         std::thread::sleep(Duration::from_millis(1000));

@@ -29,6 +29,8 @@ pub enum Error {
     Parse,
     /// -32600 "Invalid Request": not a JSON-RPC 2.0 request object (or an empty batch).
     InvalidRequest,
+    /// -32600 "Invalid Request" with a reason: a batch too long, or whose replies outgrew the reply budget.
+    InvalidBatch(String),
     /// -32600 "Invalid Request - missing method": `method` missing, empty or not a string.
     MissingMethod,
     /// -32601 "Method not found".
@@ -75,7 +77,7 @@ impl Error {
     pub fn code(&self) -> i64 {
         match self {
             Error::Parse => -32700,
-            Error::InvalidRequest | Error::MissingMethod => -32600,
+            Error::InvalidRequest | Error::InvalidBatch(_) | Error::MissingMethod => -32600,
             Error::MethodNotFound => -32601,
             Error::InvalidParams(_) => -32602,
             Error::Internal(_) => -32603,
@@ -95,7 +97,7 @@ impl Error {
     pub fn message(&self) -> String {
         match self {
             Error::Parse => "Parse error".into(),
-            Error::InvalidRequest => "Invalid Request".into(),
+            Error::InvalidRequest | Error::InvalidBatch(_) => "Invalid Request".into(),
             Error::MissingMethod => "Invalid Request - missing method".into(),
             Error::MethodNotFound => "Method not found".into(),
             Error::InvalidParams(_) => "Invalid parameters".into(),
@@ -123,6 +125,7 @@ impl Error {
     pub fn data(&self) -> Option<Value> {
         let reason = match self {
             Error::InvalidParams(r)
+            | Error::InvalidBatch(r)
             | Error::MediaMtx(r)
             | Error::Stream(r)
             | Error::CameraRecording(r)

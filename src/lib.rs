@@ -1,6 +1,5 @@
 //! camera-service: a camera daemon for small Linux boxes. See README.md for the thread map.
 
-pub mod app;
 pub mod auth;
 pub mod camera;
 pub mod config;

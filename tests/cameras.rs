@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use camera_service::camera::{CameraStatus, Cameras};
 use camera_service::config::{Config, VirtualCameraConfig};
+use camera_service::process::heartbeat::Heartbeats;
 use camera_service::process::status::Components;
 use camera_service::process::{Shutdown, Supervisor};
 use camera_service::rpc::notify::{Hub, Notification, Subscriber};
@@ -88,7 +89,8 @@ impl Harness {
         hub.subscribe(Arc::new(Collect(tx)));
         let shutdown = Shutdown::new();
         let supervisor = Supervisor::new(shutdown.clone());
-        let cameras = Cameras::start(Arc::new(config), hub, Components::default(), &supervisor).unwrap();
+        let (cameras, threads) = Cameras::new(Arc::new(config));
+        threads.spawn(hub, Components::default(), &Heartbeats::default(), &supervisor).unwrap();
         Harness { cameras, notes, shutdown, supervisor, dev }
     }
 

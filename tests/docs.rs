@@ -91,7 +91,7 @@ fn every_registered_method_is_documented_in_api_md() {
     let api = read_doc("api.md");
     let headings = method_headings(&api);
     let spans = code_spans(&api);
-    let missing: Vec<_> = camera_service::rpc::table::names()
+    let missing: Vec<_> = camera_service::process::daemon::method_names()
         .into_iter()
         .filter(|name| !headings.contains(*name) && !spans.contains(*name))
         .collect();
@@ -106,7 +106,7 @@ fn every_contract_method_has_its_own_section() {
     // The sections are methods, notifications, or nothing else we do not know about.
     let known: BTreeSet<&str> =
         DOCUMENTED_METHODS.iter().copied().chain(["camera_status_update", "recording_status_update"]).collect();
-    let registered = camera_service::rpc::table::names();
+    let registered = camera_service::process::daemon::method_names();
     let unknown: Vec<_> =
         headings.iter().filter(|h| !known.contains(h.as_str()) && !registered.contains(&h.as_str())).collect();
     assert!(unknown.is_empty(), "docs/api.md documents methods the service does not know: {unknown:?}");

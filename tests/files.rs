@@ -12,14 +12,59 @@ use camera_service::auth::{Identity, Role};
 use camera_service::config::Config;
 use camera_service::error::FileKind;
 use camera_service::files::download::{self, Credential};
-use camera_service::files::{meta, rpc, Files};
+use camera_service::files::{meta, Files};
 use camera_service::http::Request;
+use camera_service::process::status::Components;
+use camera_service::process::{Shutdown, Supervisor};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use crate::support::TempDir;
 
 mod e2e;
+
+/// The file methods through their table, as the dispatcher runs them (params decoded centrally).
+mod rpc {
+    use camera_service::error::{FileKind, Result};
+    use camera_service::files::{rpc::METHODS, Files};
+    use camera_service::rpc::table::invoke;
+    use serde_json::Value;
+
+    fn by_kind(kind: FileKind, recording: &'static str, snapshot: &'static str) -> &'static str {
+        if kind == FileKind::Recording {
+            recording
+        } else {
+            snapshot
+        }
+    }
+    pub fn list(files: &Files, kind: FileKind, p: &Value) -> Result<Value> {
+        invoke(METHODS, files, by_kind(kind, "list_recordings", "list_snapshots"), p)
+    }
+    pub fn info(files: &Files, kind: FileKind, p: &Value) -> Result<Value> {
+        invoke(METHODS, files, by_kind(kind, "get_recording_info", "get_snapshot_info"), p)
+    }
+    pub fn delete(files: &Files, kind: FileKind, p: &Value) -> Result<Value> {
+        invoke(METHODS, files, by_kind(kind, "delete_recording", "delete_snapshot"), p)
+    }
+    pub fn download_url(files: &Files, p: &Value) -> Result<Value> {
+        invoke(METHODS, files, "get_download_url", p)
+    }
+    pub fn set_retention(files: &Files, p: &Value) -> Result<Value> {
+        invoke(METHODS, files, "set_retention_policy", p)
+    }
+    pub fn get_threshold(files: &Files, p: &Value) -> Result<Value> {
+        invoke(METHODS, files, "get_storage_threshold", p)
+    }
+    pub fn set_threshold(files: &Files, p: &Value) -> Result<Value> {
+        invoke(METHODS, files, "set_storage_threshold", p)
+    }
+    pub fn cleanup(files: &Files, p: &Value) -> Result<Value> {
+        invoke(METHODS, files, "cleanup_old_files", p)
+    }
+    pub fn storage_info(files: &Files, p: &Value) -> Result<Value> {
+        invoke(METHODS, files, "get_storage_info", p)
+    }
+}
 
 struct Fixture {
     dir: TempDir,
@@ -44,9 +89,12 @@ impl Fixture {
         Fixture { dir, config: Arc::new(c), active: Arc::new(Mutex::new(HashSet::new())) }
     }
 
+    /// A handle with its `files` thread (which ends when the handle is dropped).
     fn files(&self) -> Files {
         let active = self.active.clone();
-        Files::with_active_files(self.config.clone(), Arc::new(move || active.lock().clone()))
+        let (files, owner) = Files::new(self.config.clone(), Arc::new(move || active.lock().clone()));
+        owner.spawn(Components::default(), &Supervisor::new(Shutdown::new())).unwrap();
+        files
     }
 
     fn rec(&self, rel: &str) -> PathBuf {
@@ -256,7 +304,7 @@ pub(crate) const BAD_NAMES: [&str; 20] = [
 
 fn identity(role: Role, expires_in: Option<i64>) -> Identity {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    Identity { user_id: "u".into(), role, method: "jwt", expires_at: expires_in.map(|s| now + s) }
+    Identity { user_id: "u".into(), role, method: "jwt", expires_at: expires_in.map(|s| now + s), key_id: None }
 }
 
 /// Credentials the fake verifier knows: a valid admin and viewer token, an expired token, an API key.

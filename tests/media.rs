@@ -8,15 +8,17 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use camera_service::camera::{Camera, CameraEvent, CameraStatus};
+use camera_service::camera::{Camera, CameraEvent, CameraStatus, RecordingLookup, RecordingView};
 use camera_service::config::{Config, VirtualCameraConfig};
 use camera_service::error::{Error, Result};
 use camera_service::files::Thresholds;
-use camera_service::media::{CameraLookup, Deps, Media, StreamServer};
+use camera_service::media::{CameraLookup, Deps, Media, RecorderWiring, Recordings, StreamServer};
 use camera_service::mediamtx::PathMetrics;
+use camera_service::process::heartbeat::Heartbeats;
 use camera_service::process::status::Components;
 use camera_service::process::{Shutdown, Supervisor};
 use camera_service::rpc::notify::{Hub, Notification, Subscriber};
+use camera_service::rpc::params::decode;
 use crossbeam_channel::{Receiver, Sender};
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -81,9 +83,35 @@ fn virtual_camera(i: u32, w: u32, h: u32, fps: u32) -> Camera {
     camera_service::camera::virtual_camera(i as usize, &cfg)
 }
 
+/// The component's operations with params as a client sends them (decoded as the dispatcher decodes them).
+struct Calls(Media);
+
+impl Calls {
+    fn take_snapshot(&self, p: &Value) -> Result<Value> {
+        self.0.take_snapshot(decode(p)?)
+    }
+    fn start_recording(&self, p: &Value) -> Result<(Value, Value)> {
+        self.0.start_recording(decode(p)?)
+    }
+    fn stop_recording(&self, p: &Value) -> Result<(Value, Value)> {
+        let device = p["device"].as_str().ok_or_else(|| Error::invalid_params("device is required"))?;
+        self.0.stop_recording(device)
+    }
+    fn recording_status(&self, p: &Value) -> Result<Value> {
+        let device = p["device"].as_str().ok_or_else(|| Error::invalid_params("device is required"))?;
+        self.0.recording_status(device)
+    }
+    fn recording_of(&self, device: &str) -> Option<RecordingView> {
+        self.0.recordings().recording_of(device)
+    }
+    fn active_files(&self) -> std::collections::HashSet<String> {
+        self.0.recordings().active_files()
+    }
+}
+
 /// One in-process component: temp dirs, a virtual camera `virtual0` (320x240 @ 10 fps), 2 s segments.
 struct Rig {
-    media: Media,
+    media: Calls,
     cameras: Arc<FakeCameras>,
     events: Sender<CameraEvent>,
     notes: Receiver<Value>,
@@ -122,20 +150,21 @@ impl Rig {
         mtx.available.store(true, Ordering::SeqCst);
         let thresholds = Arc::new(Mutex::new(Thresholds { warning: 80, critical: 90 }));
         let th = thresholds.clone();
+        let supervisor = Supervisor::new(Shutdown::new());
         let deps = Deps {
             config: Arc::new(config),
             cameras: cameras.clone(),
-            camera_events,
             mediamtx: mtx.clone(),
             thresholds: Arc::new(move || *th.lock()),
-            hub,
-            components: Components::default(),
+            recordings: Recordings::default(),
+            shutdown: supervisor.shutdown().clone(),
         };
-        let supervisor = Supervisor::new(Shutdown::new());
-        let media = Media::new();
-        media.launch(deps, &supervisor).unwrap();
+        let (media, recorder) = Media::new(deps);
+        let wiring =
+            RecorderWiring { camera_events, hub, components: Components::default(), heartbeats: Heartbeats::default() };
+        recorder.spawn(wiring, &supervisor).unwrap();
         Rig {
-            media,
+            media: Calls(media),
             cameras,
             events,
             notes,

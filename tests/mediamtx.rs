@@ -87,7 +87,8 @@ impl Rig {
         let components = Components::default();
         let sup = Supervisor::new(Shutdown::new());
         let feed = CameraFeed { initial: vec![], events: rx };
-        let mtx = MediaMtx::start_with(config.clone(), feed, hooks, components.clone(), &sup).unwrap();
+        let (mtx, threads) = MediaMtx::new(config.clone(), components.clone());
+        threads.spawn(feed, hooks, &sup).unwrap();
         Rig { fake, mtx, events, sup, components, announced, recording, config, _dir: dir }
     }
 

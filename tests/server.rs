@@ -78,7 +78,7 @@ fn sessions_belong_to_one_connection() {
 #[test]
 fn roles_gate_methods() {
     let d = Daemon::start();
-    let names = camera_service::rpc::table::names();
+    let names = camera_service::process::daemon::method_names();
     let operator_method =
         ["take_snapshot", "start_recording", "delete_snapshot"].into_iter().find(|m| names.contains(m));
     for (role, can_admin) in [("viewer", false), ("operator", false), ("admin", true)] {

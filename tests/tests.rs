@@ -4,6 +4,7 @@
 
 mod support;
 
+mod architecture;
 mod cameras;
 mod config;
 mod contract;
@@ -12,4 +13,6 @@ mod fake_mediamtx;
 mod files;
 mod media;
 mod mediamtx;
+mod rpc_envelope;
 mod server;
+mod startup;

@@ -1,13 +1,13 @@
-//! API keys: the Python key file format plus `key_hash` (decisions §4), verified for real in constant time.
+//! API keys: the Python key file format plus `key_hash`, verified for real in constant time.
 //!
-//! The Python service stored no hash and accepted any 32-character string (defect D2). Here a presented key matches a
+//! The Python service stored no hash and accepted any 32-character string. Here a presented key matches a
 //! record only when `sha256(key)` equals the record's `key_hash`; records without a hash never match. The file is
 //! re-read when its modification time changes, so keys created with `camera-service api-key create` work without a
-//! restart.
+//! restart, and a key made inactive or removed stops working on sessions already open ([`ApiKeys::is_active`]).
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -65,9 +65,14 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Sessions re-check their key on every call; the file's mtime is looked at no more often than this.
+const RECHECK: Duration = Duration::from_secs(1);
+
 struct Cache {
     mtime: Option<SystemTime>,
     records: Vec<KeyRecord>,
+    /// When the file's mtime was last looked at.
+    checked: Option<Instant>,
 }
 
 /// The key store at one path.
@@ -78,7 +83,7 @@ pub struct ApiKeys {
 
 impl ApiKeys {
     pub fn new(path: PathBuf) -> ApiKeys {
-        let keys = ApiKeys { path, cache: Mutex::new(Cache { mtime: None, records: Vec::new() }) };
+        let keys = ApiKeys { path, cache: Mutex::new(Cache { mtime: None, records: Vec::new(), checked: None }) };
         keys.refresh();
         keys
     }
@@ -87,15 +92,18 @@ impl ApiKeys {
         &self.path
     }
 
-    /// Re-read the file if it changed since the last read.
+    /// Re-read the file if it changed since the last read. The file is read with the cache unlocked (the lock is
+    /// held only to compare and to store), so verifying never waits on the disk behind another caller.
     fn refresh(&self) {
         let mtime = fs::metadata(&self.path).and_then(|m| m.modified()).ok();
-        let mut cache = self.cache.lock();
-        if mtime == cache.mtime {
-            return;
+        {
+            let mut cache = self.cache.lock();
+            cache.checked = Some(Instant::now());
+            if mtime == cache.mtime {
+                return;
+            }
         }
-        cache.mtime = mtime;
-        cache.records = match mtime.map(|_| read_file(&self.path)) {
+        let records = match mtime.map(|_| read_file(&self.path)) {
             None => Vec::new(),
             Some(Ok(f)) => {
                 let unhashed = f.keys.iter().filter(|k| k.key_hash.is_none()).count();
@@ -113,6 +121,24 @@ impl ApiKeys {
                 Vec::new()
             }
         };
+        let mut cache = self.cache.lock();
+        cache.mtime = mtime;
+        cache.records = records;
+    }
+
+    /// [`ApiKeys::refresh`], unless the file was looked at less than [`RECHECK`] ago.
+    fn refresh_throttled(&self) {
+        if self.cache.lock().checked.is_some_and(|t| t.elapsed() < RECHECK) {
+            return;
+        }
+        self.refresh();
+    }
+
+    /// Is the key with this id still in the file, active and unexpired? (Sessions ask on every call.)
+    pub fn is_active(&self, key_id: &str) -> bool {
+        self.refresh_throttled();
+        let now = crate::auth::jwt::now_secs();
+        self.cache.lock().records.iter().any(|r| r.key_id == key_id && usable(r, now))
     }
 
     /// The identity of a valid, active, unexpired key.
@@ -132,18 +158,15 @@ impl ApiKeys {
                 found = Some(rec);
             }
         }
-        let rec = found?;
-        if !rec.is_active {
-            return None;
-        }
-        if let Some(exp) = rec.expires_at.as_deref().filter(|s| !s.is_empty()) {
-            match timefmt::parse_rfc3339(exp) {
-                Some(t) if t > now => {}
-                _ => return None,
-            }
-        }
+        let rec = found.filter(|r| usable(r, now))?;
         let role = Role::parse(&rec.role)?;
-        Some(Identity { user_id: format!("api_key_{}", rec.key_id).into(), role, method: "api_key", expires_at: None })
+        Some(Identity {
+            user_id: format!("api_key_{}", rec.key_id).into(),
+            role,
+            method: "api_key",
+            expires_at: None,
+            key_id: Some(rec.key_id.as_str().into()),
+        })
     }
 
     /// Create a key, store only its hash, and return the key (shown once).
@@ -170,6 +193,17 @@ impl ApiKeys {
         write_file(&self.path, &file)?;
         self.refresh();
         Ok((key, record))
+    }
+}
+
+/// Active and not past its `expires_at`.
+fn usable(rec: &KeyRecord, now: i64) -> bool {
+    if !rec.is_active {
+        return false;
+    }
+    match rec.expires_at.as_deref().filter(|s| !s.is_empty()) {
+        Some(exp) => timefmt::parse_rfc3339(exp).is_some_and(|t| t > now),
+        None => true,
     }
 }
 
@@ -201,18 +235,28 @@ mod tests {
         let mut other = key.clone().into_bytes();
         other[0] = if other[0] == b'a' { b'b' } else { b'a' };
         assert!(keys.verify(std::str::from_utf8(&other).unwrap()).is_none());
-        // Inactive and expired records are rejected.
+        let key_id = id.key_id.clone().unwrap();
+        assert!(keys.is_active(&key_id));
+        // Inactive and expired records are rejected, for new sessions and for sessions already open.
         let mut f = read_file(keys.path()).unwrap();
         f.keys[0].is_active = false;
         write_file(keys.path(), &f).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(20));
         filetime_bump(keys.path());
         assert!(keys.verify(&key).is_none());
+        assert!(!keys.is_active(&key_id));
         f.keys[0].is_active = true;
         f.keys[0].expires_at = Some("2000-01-01T00:00:00+00:00".into());
         write_file(keys.path(), &f).unwrap();
         filetime_bump(keys.path());
         assert!(keys.verify(&key).is_none());
+        assert!(!keys.is_active(&key_id), "verify re-read the file, so is_active sees the expiry at once");
+        // Removed from the file.
+        f.keys.clear();
+        write_file(keys.path(), &f).unwrap();
+        filetime_bump(keys.path());
+        std::thread::sleep(RECHECK);
+        assert!(!keys.is_active(&key_id));
         let _ = fs::remove_dir_all(&dir);
     }
 

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Identity, Role};
 
-/// A token whose `iat` lies further in the future than this is rejected (decisions §4).
+/// A token whose `iat` lies further in the future than this is rejected (clock skew allowance).
 const MAX_IAT_SKEW_SECS: i64 = 60;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -49,12 +49,12 @@ impl JwtKeys {
         if iat as i64 > now + MAX_IAT_SKEW_SECS || c.exp <= now {
             return None;
         }
+        // The session identity: a non-empty string (a number or an empty name identifies nobody).
         let user_id = match c.user_id {
-            serde_json::Value::String(s) => s,
-            serde_json::Value::Null => return None,
-            other => other.to_string(),
+            serde_json::Value::String(s) if !s.trim().is_empty() => s,
+            _ => return None,
         };
-        Some(Identity { user_id: user_id.into(), role, method: "jwt", expires_at: Some(c.exp) })
+        Some(Identity { user_id: user_id.into(), role, method: "jwt", expires_at: Some(c.exp), key_id: None })
     }
 
     /// A token for `user` with `role`, valid for `ttl_secs`.
@@ -98,6 +98,12 @@ mod tests {
         assert!(keys.verify(&future_iat).is_none());
         let bad_role = sign(b"secret", json!({"user_id": "a", "role": "root", "iat": now, "exp": now + 60}));
         assert!(keys.verify(&bad_role).is_none());
+        for user in [json!(""), json!(" "), json!(42), json!(null), json!(["a"])] {
+            let t = sign(b"secret", json!({"user_id": user, "role": "admin", "iat": now, "exp": now + 60}));
+            assert!(keys.verify(&t).is_none(), "user_id {user} must be refused");
+        }
+        let no_user = sign(b"secret", json!({"role": "admin", "iat": now, "exp": now + 60}));
+        assert!(keys.verify(&no_user).is_none());
         // alg: none
         let none = format!(
             "{}.{}.",

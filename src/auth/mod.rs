@@ -28,6 +28,9 @@ pub struct Identity {
     pub method: &'static str,
     /// JWT `exp` (seconds since the epoch); API-key sessions do not expire.
     pub expires_at: Option<i64>,
+    /// The API key's `key_id` (API-key identities only): a session re-checks it on every call, so revoking the key
+    /// ends sessions already open.
+    pub key_id: Option<Arc<str>>,
 }
 
 /// Failure texts of `authenticate` (api.md §2.5).
@@ -89,15 +92,16 @@ impl Authenticator {
         }
     }
 
-    /// HTTP credentials: `Authorization: Bearer <jwt>` or `X-API-Key: <key>`.
-    pub fn verify_http(&self, req: &crate::http::Request) -> Option<Identity> {
-        if let Some(auth) = req.header("authorization") {
-            let token = auth.strip_prefix("Bearer ").or_else(|| auth.strip_prefix("bearer ")).unwrap_or(auth).trim();
-            if let Some(id) = self.verify_jwt(token) {
-                return Some(id);
-            }
+    /// Is a session with this identity still allowed? JWTs: not expired. API keys: still in the keys file, active
+    /// and unexpired (the file is re-read when it changes, checked at most once a second).
+    pub fn still_valid(&self, identity: &Identity) -> bool {
+        if identity.expires_at.is_some_and(|exp| jwt::now_secs() >= exp) {
+            return false;
         }
-        req.header("x-api-key").and_then(|k| self.verify_api_key(k.trim()))
+        match &identity.key_id {
+            Some(key_id) => self.inner.api_keys.is_active(key_id),
+            None => true,
+        }
     }
 
     pub fn rate_per_minute(&self) -> u64 {

@@ -1,35 +1,36 @@
 //! Cameras: V4L2 discovery, hot-plug, virtual cameras, camera methods (issue 5).
 //!
-//! Threads (started by [`Cameras::start`] through the supervisor):
+//! [`Cameras::new`] creates the channels and the handle; [`CameraThreads::spawn`] then starts, through the supervisor:
 //! - `camera-discovery` owns the registry ([`registry`]): examines nodes, runs the state machine, publishes.
 //! - `camera-hotplug` watches the device directory with inotify and forwards `videoN` names ([`hotplug`]).
 //! - `camera-probe` runs the V4L2 ioctls ([`probe`], [`v4l2`]) so a slow driver never stalls the registry.
 //!
 //! Everyone else reads the immutable snapshot behind [`Cameras`] or subscribes to [`CameraEvent`]s.
-#![deny(unsafe_code)] // the ioctl and poll islands (v4l2.rs, hotplug.rs) opt out explicitly
 
 mod hotplug;
-pub mod methods;
 pub mod model;
 mod probe;
 mod registry;
+pub mod rpc;
 pub mod streams;
 mod sysfs;
 mod v4l2;
 mod wire;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 
-pub use methods::METHODS;
 pub use model::{Camera, CameraEvent, CameraStatus, Format, FrameSize};
 pub use registry::virtual_camera;
+pub use rpc::{RecordingLookup, RecordingView, StreamFigures};
+pub use wire::Metrics as StreamMetrics;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::process::heartbeat::Heartbeats;
 use crate::process::status::{Components, State};
 use crate::process::Supervisor;
 use crate::rpc::notify::Hub;
@@ -38,14 +39,26 @@ use registry::{Msg, Registry};
 /// State shared between the registry thread (the only writer) and readers.
 #[derive(Default)]
 pub(crate) struct Shared {
+    /// The published camera list: replaced (never mutated) by the registry thread; readers clone the `Arc`.
     snapshot: RwLock<Arc<Vec<Arc<Camera>>>>,
+    /// Where registry changes go (MediaMTX paths, recordings). Subscribing happens at wiring time, before the
+    /// registry runs; the lock is held only to push or to iterate over the senders.
     subscribers: Mutex<Vec<Sender<CameraEvent>>>,
-    commands: OnceLock<Sender<Msg>>,
 }
 
-#[derive(Clone, Default)]
+/// Handle to the camera registry. Cheap to clone.
+#[derive(Clone)]
 pub struct Cameras {
     shared: Arc<Shared>,
+    commands: Sender<Msg>,
+}
+
+/// The camera component's threads, not started yet: the receivers and what the threads will own.
+pub struct CameraThreads {
+    config: Arc<Config>,
+    shared: Arc<Shared>,
+    commands: Sender<Msg>,
+    rx: Receiver<Msg>,
 }
 
 /// A client-supplied camera id, parsed.
@@ -81,39 +94,12 @@ impl CameraId {
 }
 
 impl Cameras {
-    /// Start the camera threads. Returns once the initial scan's probes have answered (bounded by
-    /// `camera.capability_timeout` plus a second), so the first `get_camera_list` already sees plugged cameras.
-    pub fn start(
-        config: Arc<Config>,
-        hub: Hub,
-        components: Components,
-        supervisor: &Supervisor,
-    ) -> std::io::Result<Cameras> {
-        components.set("camera_monitor", State::Starting, "Camera monitor is starting");
-        let cameras = Cameras::default();
+    /// The handle and its channels; nothing runs until [`CameraThreads::spawn`].
+    pub fn new(config: Arc<Config>) -> (Cameras, CameraThreads) {
+        let shared = Arc::new(Shared::default());
         let (tx, rx) = unbounded::<Msg>();
-        let _ = cameras.shared.commands.set(tx.clone());
-        let (jobs_tx, jobs_rx) = unbounded();
-        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
-        let shutdown = supervisor.shutdown().clone();
-
-        let (sysfs_dir, enumerate) = (config.camera.sysfs_dir.clone(), config.camera.enable_capability_detection);
-        let replies = probe::reply_sender(tx.clone(), Msg::Probed);
-        let sd = shutdown.clone();
-        supervisor.spawn("camera-probe", move || probe::run(jobs_rx, replies, sysfs_dir, enumerate, sd))?;
-
-        let registry = Registry::new(config.clone(), jobs_tx, cameras.shared.clone(), hub, components);
-        let sd = shutdown.clone();
-        supervisor.spawn("camera-discovery", move || registry.run(rx, ready_tx, sd))?;
-
-        let watcher = hotplug::Watcher::new(&config.camera, tx);
-        supervisor.spawn("camera-hotplug", move || watcher.run(shutdown))?;
-
-        let wait = Duration::from_secs_f64(config.camera.capability_timeout.max(0.1) + 1.0);
-        if ready_rx.recv_timeout(wait).is_err() {
-            log::warn!("camera discovery: initial scan not finished after {wait:?}; continuing");
-        }
-        Ok(cameras)
+        let cameras = Cameras { shared: shared.clone(), commands: tx.clone() };
+        (cameras, CameraThreads { config, shared, commands: tx, rx })
     }
 
     /// Every camera seen since start, in discovery order (virtual cameras first, in config order).
@@ -145,16 +131,54 @@ impl Cameras {
     /// A handle serving a fixed list (unit tests of code that reads cameras).
     #[cfg(test)]
     pub(crate) fn fixed(list: Vec<Camera>) -> Cameras {
-        let c = Cameras::default();
+        let (c, _) = Cameras::new(Arc::new(Config::default()));
         *c.shared.snapshot.write() = Arc::new(list.into_iter().map(Arc::new).collect());
         c
     }
 
     /// Re-evaluate `camera_status_update` for `device` (e.g. its MediaMTX path appeared); sends only on change.
     pub fn announce(&self, device: &str) {
-        if let (Some(tx), Ok(cam)) = (self.shared.commands.get(), self.get(device)) {
-            let _ = tx.send(Msg::Announce(cam.device.clone()));
+        if let Ok(cam) = self.get(device) {
+            let _ = self.commands.send(Msg::Announce(cam.device.clone()));
         }
+    }
+}
+
+impl CameraThreads {
+    /// Start `camera-probe`, `camera-discovery` and `camera-hotplug`. Returns once the initial scan's probes have
+    /// answered (bounded by `camera.capability_timeout` plus a second), so the first `get_camera_list` already
+    /// sees plugged cameras.
+    pub fn spawn(
+        self,
+        hub: Hub,
+        components: Components,
+        heartbeats: &Heartbeats,
+        supervisor: &Supervisor,
+    ) -> std::io::Result<()> {
+        let CameraThreads { config, shared, commands, rx } = self;
+        components.set("camera_monitor", State::Starting, "Camera monitor is starting");
+        let (jobs_tx, jobs_rx) = unbounded();
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        let shutdown = supervisor.shutdown().clone();
+
+        let (sysfs_dir, enumerate) = (config.camera.sysfs_dir.clone(), config.camera.enable_capability_detection);
+        let replies = probe::reply_sender(commands.clone(), Msg::Probed);
+        let sd = shutdown.clone();
+        supervisor.spawn("camera-probe", move || probe::run(jobs_rx, replies, sysfs_dir, enumerate, sd))?;
+
+        let beat = heartbeats.register("camera-discovery", registry::MAX_SILENCE);
+        let registry = Registry::new(config.clone(), jobs_tx, shared, hub, components, beat);
+        let sd = shutdown.clone();
+        supervisor.spawn("camera-discovery", move || registry.run(rx, ready_tx, sd))?;
+
+        let watcher = hotplug::Watcher::new(&config.camera, commands);
+        supervisor.spawn("camera-hotplug", move || watcher.run(shutdown))?;
+
+        let wait = Duration::from_secs_f64(config.camera.capability_timeout.max(0.1) + 1.0);
+        if ready_rx.recv_timeout(wait).is_err() {
+            log::warn!("camera discovery: initial scan not finished after {wait:?}; continuing");
+        }
+        Ok(())
     }
 }
 
@@ -176,7 +200,7 @@ mod tests {
 
     #[test]
     fn unstarted_handle_knows_no_camera() {
-        let c = Cameras::default();
+        let (c, _threads) = Cameras::new(Arc::new(Config::default()));
         assert!(c.list().is_empty());
         assert!(matches!(c.get("/dev/video0"), Err(Error::CameraNotFound(_))));
         assert!(matches!(c.get("bogus"), Err(Error::InvalidParams(_))));

@@ -24,6 +24,7 @@ use super::model::{Format, FrameSize, DEFAULT_RESOLUTION};
 use super::probe::{self, CaptureInfo, ProbeError, Probed};
 use super::{sysfs, wire, Shared};
 use crate::config::{Config, VirtualCameraConfig};
+use crate::process::heartbeat::Heartbeat;
 use crate::process::status::{Components, State};
 use crate::process::Shutdown;
 use crate::rpc::notify::{Hub, Notification};
@@ -31,6 +32,10 @@ use crate::rpc::notify::{Hub, Notification};
 /// How long a permission error right after a node appears is retried before it counts (decisions §5).
 const PERMISSION_GRACE: Duration = Duration::from_secs(2);
 const PERMISSION_RETRY: Duration = Duration::from_millis(100);
+/// The registry loop turns at least this often, to tick its heartbeat whatever `camera.poll_interval` is.
+const TURN: Duration = Duration::from_secs(1);
+/// Silent longer than this, the registry loop is stuck (the systemd watchdog is then no longer fed).
+pub const MAX_SILENCE: Duration = Duration::from_secs(20);
 /// A second probe this long after a successful one turns `provisional` into `confirmed` (internals §3.8).
 const CONFIRM_AFTER: Duration = Duration::from_secs(2);
 
@@ -98,6 +103,7 @@ pub struct Registry {
     shared: Arc<Shared>,
     hub: Hub,
     components: Components,
+    beat: Heartbeat,
 }
 
 impl Registry {
@@ -107,6 +113,7 @@ impl Registry {
         shared: Arc<Shared>,
         hub: Hub,
         components: Components,
+        beat: Heartbeat,
     ) -> Registry {
         let virtuals =
             config.camera.virtual_cameras.iter().enumerate().map(|(i, v)| Arc::new(virtual_camera(i, v))).collect();
@@ -123,6 +130,7 @@ impl Registry {
             shared,
             hub,
             components,
+            beat,
         }
     }
 
@@ -139,11 +147,12 @@ impl Registry {
         let mut ready = Some(ready);
         let mut next_sweep = Instant::now() + poll;
         loop {
+            self.beat.tick();
             if ready.is_some() && self.entries.values().all(|e| e.probing.as_ref().is_none_or(|p| p.timed_out)) {
                 let _ = ready.take().map(|r| r.send(()));
             }
             let now = Instant::now();
-            let wake = self.next_timer().map_or(next_sweep, |t| t.min(next_sweep));
+            let wake = self.next_timer().map_or(next_sweep, |t| t.min(next_sweep)).min(now + TURN);
             crossbeam_channel::select! {
                 recv(rx) -> m => match m {
                     Ok(m) => self.handle(m),

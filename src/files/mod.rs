@@ -1,14 +1,15 @@
-//! File management (issue 8): listings with container metadata, info and deletion, storage figures and
-//! thresholds, retention (policy, scheduled and on-demand cleanup) and authenticated downloads.
+//! File management: listings with container metadata, info and deletion, storage figures and thresholds,
+//! retention (policy, scheduled and on-demand cleanup) and authenticated downloads.
 //!
-//! [`Files`] is a cheap handle shared by the JSON-RPC handlers ([`rpc`]), the HTTP download route ([`download`])
-//! and the `retention` thread. Directory indexes and metadata are cached ([`listing`]); run-time settings are
-//! persisted in `<state_dir>` ([`state`]).
+//! [`Files`] is a cheap handle shared by the JSON-RPC handlers ([`rpc`]) and the HTTP download route
+//! ([`download`]). Listings run on the caller's thread over cached directory indexes ([`listing`]); the `files`
+//! thread ([`owner`]) owns the run-time settings (persisted in `<state_dir>`), the size cache and every cleanup run.
 
 pub mod download;
 mod listing;
 pub mod meta;
 pub mod names;
+mod owner;
 mod retention;
 pub mod rpc;
 mod state;
@@ -18,170 +19,112 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use parking_lot::{Mutex, RwLock};
+use crossbeam_channel::Sender;
+use parking_lot::RwLock;
 
 use crate::config::Config;
 use crate::error::FileKind;
-use crate::media::Media;
-use crate::process::status::{Components, State};
-use crate::process::Supervisor;
-use crate::rpc::notify::Hub;
 pub use crate::sys::{disk_usage, DiskUsage};
 
 pub use listing::Entry;
+pub use owner::{load_settings, FilesOwner, Settings};
 pub use retention::CleanupReport;
 pub use state::{PolicyType, RetentionPolicy};
 
-use crate::app::App;
-use crate::http::{Request, Response};
-
-/// Storage thresholds in percent used (decisions §7/§8), persisted in `<state_dir>`.
+/// Storage thresholds in percent used, persisted in `<state_dir>`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Thresholds {
     pub warning: u8,
     pub critical: u8,
 }
 
-/// How long a computed directory size is reused by `get_storage_info` (internals §7.5).
-const SIZE_CACHE_AGE: Duration = Duration::from_secs(60);
+/// Where the names of files being recorded come from (the recorder's sessions; tests inject their own).
+pub type ActiveFiles = Arc<dyn Fn() -> HashSet<String> + Send + Sync>;
 
+/// Handle to file management. Cheap to clone.
 #[derive(Clone)]
 pub struct Files {
     inner: Arc<Inner>,
+    commands: Sender<owner::Command>,
 }
 
-/// Where the names of files being recorded come from (the media component; tests inject their own).
-pub type ActiveFiles = Arc<dyn Fn() -> HashSet<String> + Send + Sync>;
-
+/// What the handle and the `files` thread share. The thread holds this, not a [`Files`], so that it ends when the
+/// last handle is gone.
 struct Inner {
     config: Arc<Config>,
     active: ActiveFiles,
     recordings: listing::DirIndex,
     snapshots: listing::DirIndex,
-    thresholds: RwLock<Thresholds>,
-    /// `None` until an admin sets one: the policy then comes from config.
-    policy: RwLock<Option<RetentionPolicy>>,
-    /// Recursive sizes (recordings, snapshots) and when they were computed.
-    sizes: Mutex<Option<(Instant, u64, u64)>>,
-    /// Serialises cleanup runs (scheduled and on demand); it guards no data.
-    cleanup_run: Mutex<()>,
-    /// False for the in-memory default handle: nothing is read from or written to `state_dir`.
-    persist: bool,
+    /// Published by the `files` thread (the only writer); readers clone the `Arc`. The lock is held only to swap
+    /// or clone it.
+    settings: RwLock<Arc<Settings>>,
 }
 
-impl Default for Files {
-    /// An in-memory handle over the default configuration with no active recordings (tests and tools; the daemon
-    /// uses [`Files::start`]).
-    fn default() -> Self {
-        Files::build(Arc::new(Config::default()), Arc::new(HashSet::new), false)
+impl Inner {
+    fn index(&self, kind: FileKind) -> &listing::DirIndex {
+        match kind {
+            FileKind::Recording => &self.recordings,
+            FileKind::Snapshot => &self.snapshots,
+        }
+    }
+
+    /// Forget cached listings after this process changed the directories.
+    fn invalidate(&self) {
+        self.recordings.invalidate();
+        self.snapshots.invalidate();
     }
 }
 
 impl Files {
-    /// A handle with persisted settings loaded from `<state_dir>`, without the retention thread.
-    pub fn new(config: Arc<Config>, media: Media) -> Files {
-        Files::build(config, Arc::new(move || media.active_files()), true)
-    }
-
-    /// Like [`Files::new`] with another source of active file names (the narrow seam tests use).
-    pub fn with_active_files(config: Arc<Config>, active: ActiveFiles) -> Files {
-        Files::build(config, active, true)
-    }
-
-    fn build(config: Arc<Config>, active: ActiveFiles, persist: bool) -> Files {
-        let rec = &config.recording;
-        let mut thresholds = Thresholds { warning: rec.storage_warn_percent, critical: rec.storage_block_percent };
-        let mut policy = None;
-        if persist {
-            match state::load::<state::StoredThresholds>(&config.state_dir, state::THRESHOLDS_FILE) {
-                Ok(Some(t)) if t.warning_threshold < t.critical_threshold && t.critical_threshold <= 100 => {
-                    thresholds = Thresholds { warning: t.warning_threshold, critical: t.critical_threshold };
-                }
-                Ok(Some(t)) => log::warn!("ignoring invalid stored storage thresholds {t:?}"),
-                Ok(None) => {}
-                Err(e) => log::warn!("ignoring unreadable {}: {e}", state::THRESHOLDS_FILE),
-            }
-            match state::load::<RetentionPolicy>(&config.state_dir, state::RETENTION_FILE) {
-                Ok(p) => policy = p,
-                Err(e) => log::warn!("ignoring unreadable {}: {e}; using the configured policy", state::RETENTION_FILE),
-            }
-        }
-        let inner = Inner {
+    /// The handle, with the settings stored in `<state_dir>`, and its thread (not started yet).
+    pub fn new(config: Arc<Config>, active: ActiveFiles) -> (Files, FilesOwner) {
+        let settings = load_settings(&config);
+        let inner = Arc::new(Inner {
             recordings: listing::DirIndex::new(config.mediamtx.recordings_path.clone()),
             snapshots: listing::DirIndex::new(config.mediamtx.snapshots_path.clone()),
             config,
             active,
-            thresholds: RwLock::new(thresholds),
-            policy: RwLock::new(policy),
-            sizes: Mutex::new(None),
-            cleanup_run: Mutex::new(()),
-            persist,
-        };
-        Files { inner: Arc::new(inner) }
-    }
-
-    /// Loads persisted settings and starts the `retention` thread: its first run comes one cleanup interval
-    /// after start (never during start-up), then every interval.
-    pub fn start(
-        config: Arc<Config>,
-        media: Media,
-        _hub: Hub,
-        components: Components,
-        supervisor: &Supervisor,
-    ) -> io::Result<Files> {
-        let files = Files::new(config, media);
-        let interval = files.cleanup_interval();
-        let worker = files.clone();
-        let shutdown = supervisor.shutdown().clone();
-        components.set("retention", State::Running, format!("Retention runs every {} s", interval.as_secs()));
-        let status = components.clone();
-        supervisor.spawn("retention", move || {
-            while !shutdown.sleep(interval) {
-                worker.scheduled_cleanup();
-            }
-            status.set("retention", State::Stopped, "Retention stopped");
-            Ok(())
-        })?;
-        Ok(files)
+            settings: RwLock::new(Arc::new(settings)),
+        });
+        let (tx, rx) = crossbeam_channel::unbounded();
+        (Files { inner: inner.clone(), commands: tx }, FilesOwner { inner, rx })
     }
 
     /// `min(recording.cleanup_interval, snapshots.cleanup_interval)`, at least one second.
     pub fn cleanup_interval(&self) -> Duration {
-        let c = &self.inner.config;
-        Duration::from_secs(c.recording.cleanup_interval.min(c.snapshots.cleanup_interval).max(1))
+        owner::cleanup_interval(&self.inner.config)
+    }
+
+    /// The current settings (a snapshot).
+    pub fn settings(&self) -> Arc<Settings> {
+        self.inner.settings.read().clone()
     }
 
     /// Current thresholds (config `recording.storage_*_percent` until an admin sets them).
     pub fn thresholds(&self) -> Thresholds {
-        *self.inner.thresholds.read()
+        self.inner.settings.read().thresholds
     }
 
     /// Validated by the caller (`warning < critical <= 100`); persisted before it takes effect.
     pub fn set_thresholds(&self, t: Thresholds) -> io::Result<()> {
-        if self.inner.persist {
-            let stored = state::StoredThresholds { warning_threshold: t.warning, critical_threshold: t.critical };
-            state::save(&self.inner.config.state_dir, state::THRESHOLDS_FILE, &stored)?;
-        }
-        *self.inner.thresholds.write() = t;
-        log::info!("storage thresholds set: warning {} %, critical {} %", t.warning, t.critical);
-        Ok(())
+        owner::ask(&self.commands, |reply| owner::Command::SetThresholds(t, reply))?
     }
 
     /// The retention policy an admin set, if any.
     pub fn retention_policy(&self) -> Option<RetentionPolicy> {
-        self.inner.policy.read().clone()
+        self.inner.settings.read().policy.clone()
     }
 
     /// Persists `p` (atomically) and makes it the policy.
     pub fn set_retention_policy(&self, p: RetentionPolicy) -> io::Result<()> {
-        if self.inner.persist {
-            state::save(&self.inner.config.state_dir, state::RETENTION_FILE, &p)?;
-        }
-        log::info!("retention policy set: {p:?}");
-        *self.inner.policy.write() = Some(p);
-        Ok(())
+        owner::ask(&self.commands, |reply| owner::Command::SetPolicy(p, reply))?
+    }
+
+    /// `cleanup_old_files`: apply the policy now (on the `files` thread, after any run in progress).
+    pub fn cleanup_now(&self) -> io::Result<CleanupReport> {
+        owner::ask(&self.commands, owner::Command::Cleanup)?
     }
 
     pub fn config(&self) -> &Config {
@@ -193,10 +136,7 @@ impl Files {
     }
 
     fn index(&self, kind: FileKind) -> &listing::DirIndex {
-        match kind {
-            FileKind::Recording => &self.inner.recordings,
-            FileKind::Snapshot => &self.inner.snapshots,
-        }
+        self.inner.index(kind)
     }
 
     /// Names a running recording is writing.
@@ -205,23 +145,14 @@ impl Files {
     }
 
     /// Recursive sizes of the recordings and snapshots directories, recomputed at most every minute.
-    pub fn dir_sizes(&self) -> (u64, u64) {
-        if let Some((at, r, s)) = *self.inner.sizes.lock() {
-            if at.elapsed() < SIZE_CACHE_AGE {
-                return (r, s);
-            }
-        }
-        let r = dir_size(self.dir(FileKind::Recording), 0);
-        let s = dir_size(self.dir(FileKind::Snapshot), 0);
-        *self.inner.sizes.lock() = Some((Instant::now(), r, s));
-        (r, s)
+    pub fn dir_sizes(&self) -> io::Result<(u64, u64)> {
+        owner::ask(&self.commands, owner::Command::Sizes)
     }
 
     /// Forget cached listings and sizes after this process changed the directories.
     fn invalidate(&self) {
-        self.inner.recordings.invalidate();
-        self.inner.snapshots.invalidate();
-        *self.inner.sizes.lock() = None;
+        self.inner.invalidate();
+        let _ = self.commands.send(owner::Command::Invalidate);
     }
 }
 
@@ -250,9 +181,4 @@ fn existing_ancestor(path: &Path) -> PathBuf {
         }
     }
     p
-}
-
-/// `GET`/`HEAD /files/recordings/<name>` and `/files/snapshots/<name>` on both HTTP listeners ([`download`]).
-pub fn http_download(app: &App, req: &Request) -> Response {
-    download::respond(&app.files, &app.auth, req)
 }

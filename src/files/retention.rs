@@ -1,6 +1,6 @@
 //! Retention: which files a policy removes, and the cleanup run itself.
 //!
-//! Rules (decisions §8, api.md §3.17, internals §7.6):
+//! Rules:
 //! - no policy set → from config: recordings older than `recording.cleanup_after_days` (0 = keep) and beyond
 //!   `recording.max_size` bytes; snapshots older than `snapshots.max_age` seconds and beyond `snapshots.max_count`.
 //!   The scheduled run applies each kind's part only when its `auto_cleanup` is on; an explicit call applies all.
@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime};
 
 use super::listing::Entry;
 use super::state::{PolicyType, RetentionPolicy};
-use super::Files;
+use super::Inner;
 use crate::config::Config;
 use crate::error::FileKind;
 
@@ -133,72 +133,45 @@ fn select(files: &[Candidate], rules: &Rules, now: SystemTime) -> Vec<(usize, &'
     doomed.into_iter().enumerate().filter_map(|(i, d)| d.map(|r| (i, r))).collect()
 }
 
-impl Files {
-    /// The scheduled run (retention thread). Errors are logged; the thread carries on.
-    pub(super) fn scheduled_cleanup(&self) {
-        let policy = self.retention_policy();
-        let Some(rules) = rules(self.config(), policy.as_ref(), true) else {
-            log::debug!("retention: scheduled cleanup skipped (policy is manual or disabled)");
-            return;
-        };
-        if let Err(e) = self.run_cleanup(&rules) {
-            log::warn!("retention: scheduled cleanup failed: {e}");
-        }
-    }
-
-    /// `cleanup_old_files`: apply the policy now.
-    pub fn cleanup_now(&self) -> io::Result<CleanupReport> {
-        let policy = self.retention_policy();
-        match rules(self.config(), policy.as_ref(), false) {
-            Some(rules) => self.run_cleanup(&rules),
-            None => {
-                log::info!("retention: cleanup requested but the retention policy is disabled");
-                Ok(CleanupReport::default())
+/// One cleanup run over both directories (on the `files` thread, which also serialises the runs).
+pub(super) fn run(files: &Inner, rules: &Rules) -> io::Result<CleanupReport> {
+    files.invalidate();
+    let active: HashSet<String> = (files.active)();
+    let mut candidates = Vec::new();
+    for kind in [FileKind::Recording, FileKind::Snapshot] {
+        for entry in files.index(kind).entries()?.iter() {
+            if !active.contains(&entry.name) {
+                candidates.push(Candidate { kind, entry: entry.clone() });
             }
         }
     }
-
-    /// One cleanup run over both directories.
-    pub fn run_cleanup(&self, rules: &Rules) -> io::Result<CleanupReport> {
-        let _serial = self.inner.cleanup_run.lock();
-        self.invalidate();
-        let active: HashSet<String> = self.active_files();
-        let mut files = Vec::new();
-        for kind in [FileKind::Recording, FileKind::Snapshot] {
-            for entry in self.index(kind).entries()?.iter() {
-                if !active.contains(&entry.name) {
-                    files.push(Candidate { kind, entry: entry.clone() });
+    candidates.sort_by(|a, b| a.entry.modified.cmp(&b.entry.modified).then_with(|| a.entry.name.cmp(&b.entry.name)));
+    let mut report = CleanupReport::default();
+    for (i, reason) in select(&candidates, rules, SystemTime::now()) {
+        let c = &candidates[i];
+        match fs::remove_file(&c.entry.path) {
+            Ok(()) => {
+                log::info!("retention: removed {} ({} bytes, {reason})", c.entry.path.display(), c.entry.size);
+                report.files_deleted += 1;
+                report.space_freed += c.entry.size;
+                match c.kind {
+                    FileKind::Recording => report.recordings_removed += 1,
+                    FileKind::Snapshot => report.snapshots_removed += 1,
                 }
             }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => log::warn!("retention: cannot remove {}: {e}", c.entry.path.display()),
         }
-        files.sort_by(|a, b| a.entry.modified.cmp(&b.entry.modified).then_with(|| a.entry.name.cmp(&b.entry.name)));
-        let mut report = CleanupReport::default();
-        for (i, reason) in select(&files, rules, SystemTime::now()) {
-            let c = &files[i];
-            match fs::remove_file(&c.entry.path) {
-                Ok(()) => {
-                    log::info!("retention: removed {} ({} bytes, {reason})", c.entry.path.display(), c.entry.size);
-                    report.files_deleted += 1;
-                    report.space_freed += c.entry.size;
-                    match c.kind {
-                        FileKind::Recording => report.recordings_removed += 1,
-                        FileKind::Snapshot => report.snapshots_removed += 1,
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => log::warn!("retention: cannot remove {}: {e}", c.entry.path.display()),
-            }
-        }
-        self.invalidate();
-        log::info!(
-            "retention: run removed {} files ({} recordings, {} snapshots), freed {} bytes",
-            report.files_deleted,
-            report.recordings_removed,
-            report.snapshots_removed,
-            report.space_freed
-        );
-        Ok(report)
     }
+    files.invalidate();
+    log::info!(
+        "retention: run removed {} files ({} recordings, {} snapshots), freed {} bytes",
+        report.files_deleted,
+        report.recordings_removed,
+        report.snapshots_removed,
+        report.space_freed
+    );
+    Ok(report)
 }
 
 #[cfg(test)]

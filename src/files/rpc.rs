@@ -1,36 +1,88 @@
-//! JSON-RPC methods of file management (api.md §3.10-3.18, §8.3; decisions §8).
-//!
-//! Each handler is a thin wrapper over a function of (`&Files`, params) so the logic is testable without an `App`.
+//! JSON-RPC methods of file management: listings, info, deletion, storage figures and thresholds, retention and
+//! download URLs. Their state is the [`Files`] handle.
 
+use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::listing::Entry;
 use super::names::{self, Lookup};
 use super::state::{PolicyType, RetentionPolicy};
 use super::{disk_usage, existing_ancestor, Files, Thresholds};
-use crate::auth::Role;
 use crate::error::{Error, FileKind, Result};
-use crate::rpc::{params, Call, Exec, Method};
+use crate::rpc::params::{Deferred, Int, NoParams, NonEmpty, Number};
+use crate::rpc::{method, Call, Method};
 use crate::util::timefmt;
 
-const fn method(name: &'static str, role: Role, handler: fn(&Call) -> Result<Value>, exec: Exec) -> Method {
-    Method { name, role: Some(role), handler, exec }
+pub static METHODS: &[Method<Files>] = &[
+    method!("list_recordings", Viewer, Blocking, list_recordings),
+    method!("list_snapshots", Viewer, Blocking, list_snapshots),
+    method!("get_recording_info", Viewer, Blocking, get_recording_info),
+    method!("get_snapshot_info", Viewer, Blocking, get_snapshot_info),
+    method!("delete_recording", Operator, Blocking, delete_recording),
+    method!("delete_snapshot", Operator, Blocking, delete_snapshot),
+    method!("get_storage_info", Admin, Blocking, get_storage_info),
+    method!("get_storage_threshold", Admin, Inline, get_storage_threshold),
+    method!("set_storage_threshold", Admin, Blocking, set_storage_threshold),
+    method!("set_retention_policy", Admin, Blocking, set_retention_policy),
+    method!("cleanup_old_files", Admin, Blocking, cleanup_old_files),
+    method!("get_download_url", Viewer, Blocking, get_download_url),
+];
+
+#[derive(Deserialize)]
+struct PageParams {
+    limit: Option<Int<1, 1000>>,
+    offset: Option<Int<0, { i64::MAX }>>,
 }
 
-pub static METHODS: &[Method] = &[
-    method("list_recordings", Role::Viewer, |c| list(&c.app.files, FileKind::Recording, c.params), Exec::Blocking),
-    method("list_snapshots", Role::Viewer, |c| list(&c.app.files, FileKind::Snapshot, c.params), Exec::Blocking),
-    method("get_recording_info", Role::Viewer, |c| info(&c.app.files, FileKind::Recording, c.params), Exec::Blocking),
-    method("get_snapshot_info", Role::Viewer, |c| info(&c.app.files, FileKind::Snapshot, c.params), Exec::Blocking),
-    method("delete_recording", Role::Operator, |c| delete(&c.app.files, FileKind::Recording, c.params), Exec::Blocking),
-    method("delete_snapshot", Role::Operator, |c| delete(&c.app.files, FileKind::Snapshot, c.params), Exec::Blocking),
-    method("get_storage_info", Role::Admin, |c| storage_info(&c.app.files, c.params), Exec::Blocking),
-    method("get_storage_threshold", Role::Admin, |c| get_threshold(&c.app.files, c.params), Exec::Inline),
-    method("set_storage_threshold", Role::Admin, |c| set_threshold(&c.app.files, c.params), Exec::Blocking),
-    method("set_retention_policy", Role::Admin, |c| set_retention(&c.app.files, c.params), Exec::Blocking),
-    method("cleanup_old_files", Role::Admin, |c| cleanup(&c.app.files, c.params), Exec::Blocking),
-    method("get_download_url", Role::Viewer, |c| download_url(&c.app.files, c.params), Exec::Blocking),
-];
+#[derive(Deserialize)]
+struct FileParams {
+    filename: NonEmpty,
+}
+
+#[derive(Deserialize)]
+struct ThresholdParams {
+    warning_threshold: Option<Int<0, 100>>,
+    critical_threshold: Option<Int<0, 100>>,
+}
+
+/// The limit members are checked only for the policy type that uses them.
+#[derive(Deserialize)]
+struct RetentionParams {
+    policy_type: Option<NonEmpty>,
+    enabled: Option<Deferred<bool>>,
+    max_age_days: Option<Deferred<Number>>,
+    max_size_gb: Option<Deferred<Number>>,
+}
+
+#[derive(Deserialize)]
+struct DownloadParams {
+    file_type: NonEmpty,
+    filename: NonEmpty,
+}
+
+fn list_recordings(files: &Files, p: PageParams, _: &Call) -> Result<Value> {
+    list(files, FileKind::Recording, p)
+}
+
+fn list_snapshots(files: &Files, p: PageParams, _: &Call) -> Result<Value> {
+    list(files, FileKind::Snapshot, p)
+}
+
+fn get_recording_info(files: &Files, p: FileParams, _: &Call) -> Result<Value> {
+    info(files, FileKind::Recording, &p.filename)
+}
+
+fn get_snapshot_info(files: &Files, p: FileParams, _: &Call) -> Result<Value> {
+    info(files, FileKind::Snapshot, &p.filename)
+}
+
+fn delete_recording(files: &Files, p: FileParams, _: &Call) -> Result<Value> {
+    delete(files, FileKind::Recording, &p.filename)
+}
+
+fn delete_snapshot(files: &Files, p: FileParams, _: &Call) -> Result<Value> {
+    delete(files, FileKind::Snapshot, &p.filename)
+}
 
 fn segment(kind: FileKind) -> &'static str {
     match kind {
@@ -39,7 +91,8 @@ fn segment(kind: FileKind) -> &'static str {
     }
 }
 
-/// The relative download URL (decisions §8: stays relative); unusual characters percent-encoded.
+/// The relative download URL (relative, so it resolves against whichever port the client used); unusual characters
+/// percent-encoded.
 pub fn url_for(kind: FileKind, name: &str) -> String {
     let mut enc = String::with_capacity(name.len());
     for b in name.bytes() {
@@ -53,7 +106,7 @@ pub fn url_for(kind: FileKind, name: &str) -> String {
 }
 
 fn io_error(what: &str, e: std::io::Error) -> Error {
-    // An unreadable directory is a server-side problem (D28), not a permission problem of the caller.
+    // An unreadable directory is a server-side problem, not a permission problem of the caller.
     Error::internal(format!("{what}: {e}"))
 }
 
@@ -75,9 +128,9 @@ fn file_json(files: &Files, kind: FileKind, e: &Entry) -> Map<String, Value> {
     m
 }
 
-pub fn list(files: &Files, kind: FileKind, p: &Value) -> Result<Value> {
-    let limit = params::opt_int(p, "limit", 1, 1000)?.unwrap_or(100) as usize;
-    let offset = params::opt_int(p, "offset", 0, i64::MAX)?.unwrap_or(0);
+fn list(files: &Files, kind: FileKind, p: PageParams) -> Result<Value> {
+    let limit = p.limit.map_or(100, |l| l.0 as usize);
+    let offset = p.offset.map_or(0, |o| o.0);
     let offset = usize::try_from(offset).unwrap_or(usize::MAX);
     let entries = files.index(kind).entries().map_err(|e| io_error("listing failed", e))?;
     let active = if kind == FileKind::Recording { files.active_files() } else { Default::default() };
@@ -86,9 +139,8 @@ pub fn list(files: &Files, kind: FileKind, p: &Value) -> Result<Value> {
     Ok(json!({"files": items, "total": total, "limit": limit, "offset": offset}))
 }
 
-/// A validated `filename` param.
-fn filename(p: &Value) -> Result<&str> {
-    let name = params::required_str(p, "filename")?;
+/// A `filename` that names a plain file (no separator, `..`, leading dot, NUL or absolute path).
+fn checked(name: &str) -> Result<&str> {
     names::check(name).map_err(Error::invalid_params)?;
     Ok(name)
 }
@@ -103,8 +155,8 @@ pub fn find(files: &Files, kind: FileKind, name: &str) -> Result<Entry> {
     }
 }
 
-pub fn info(files: &Files, kind: FileKind, p: &Value) -> Result<Value> {
-    let name = filename(p)?;
+fn info(files: &Files, kind: FileKind, name: &str) -> Result<Value> {
+    let name = checked(name)?;
     let entry = find(files, kind, name)?;
     let mut m = file_json(files, kind, &entry);
     if kind == FileKind::Snapshot {
@@ -117,8 +169,8 @@ pub fn info(files: &Files, kind: FileKind, p: &Value) -> Result<Value> {
     Ok(Value::Object(m))
 }
 
-pub fn delete(files: &Files, kind: FileKind, p: &Value) -> Result<Value> {
-    let name = filename(p)?;
+fn delete(files: &Files, kind: FileKind, name: &str) -> Result<Value> {
+    let name = checked(name)?;
     if kind == FileKind::Recording && files.active_files().contains(name) {
         return Err(Error::CameraRecording(format!("{name} is being recorded")));
     }
@@ -136,16 +188,10 @@ pub fn delete(files: &Files, kind: FileKind, p: &Value) -> Result<Value> {
     Ok(json!({"filename": name, "deleted": true, "message": message}))
 }
 
-/// Rejects params other than none / `null` / an object (methods without parameters ignore members).
-fn no_params(p: &Value) -> Result<()> {
-    params::obj(p).map(|_| ())
-}
-
-pub fn storage_info(files: &Files, p: &Value) -> Result<Value> {
-    no_params(p)?;
+fn get_storage_info(files: &Files, _: NoParams, _: &Call) -> Result<Value> {
     let at = existing_ancestor(files.dir(FileKind::Recording));
     let du = disk_usage(&at).map_err(|e| io_error("statvfs failed", e))?;
-    let (recordings_size, snapshots_size) = files.dir_sizes();
+    let (recordings_size, snapshots_size) = files.dir_sizes().map_err(|e| io_error("directory sizes", e))?;
     let t = files.thresholds();
     let used = du.total - du.available;
     let percent = (du.used_percent * 100.0).round() / 100.0;
@@ -169,22 +215,19 @@ fn thresholds_json(t: Thresholds) -> Value {
     json!({"warning_threshold": t.warning, "critical_threshold": t.critical})
 }
 
-pub fn get_threshold(files: &Files, p: &Value) -> Result<Value> {
-    no_params(p)?;
+fn get_storage_threshold(files: &Files, _: NoParams, _: &Call) -> Result<Value> {
     Ok(thresholds_json(files.thresholds()))
 }
 
 /// Either or both thresholds; the result must keep `warning < critical`.
-pub fn set_threshold(files: &Files, p: &Value) -> Result<Value> {
-    let warning = params::opt_int(p, "warning_threshold", 0, 100)?;
-    let critical = params::opt_int(p, "critical_threshold", 0, 100)?;
-    if warning.is_none() && critical.is_none() {
+fn set_storage_threshold(files: &Files, p: ThresholdParams, _: &Call) -> Result<Value> {
+    if p.warning_threshold.is_none() && p.critical_threshold.is_none() {
         return Err(Error::invalid_params("warning_threshold or critical_threshold is required"));
     }
     let cur = files.thresholds();
     let t = Thresholds {
-        warning: warning.map_or(cur.warning, |w| w as u8),
-        critical: critical.map_or(cur.critical, |c| c as u8),
+        warning: p.warning_threshold.map_or(cur.warning, |w| w.0 as u8),
+        critical: p.critical_threshold.map_or(cur.critical, |c| c.0 as u8),
     };
     if t.warning >= t.critical {
         return Err(Error::invalid_params("warning_threshold must be below critical_threshold"));
@@ -193,23 +236,23 @@ pub fn set_threshold(files: &Files, p: &Value) -> Result<Value> {
     Ok(thresholds_json(t))
 }
 
-/// A required number > 0 (integers or floats; booleans and strings are invalid).
-fn positive(p: &Value, key: &str) -> Result<(f64, Value)> {
-    match params::opt_number(p, key)? {
-        Some(n) if n.is_finite() && n > 0.0 => Ok((n, p[key].clone())),
+/// A required number > 0 (integers or floats; booleans and strings are invalid), and the number as written.
+fn positive(n: Option<Deferred<Number>>, key: &str) -> Result<(f64, Value)> {
+    match n.map(Deferred::get).transpose()? {
+        Some(n) if n.value.is_finite() && n.value > 0.0 => Ok((n.value, n.raw)),
         Some(_) => Err(Error::invalid_params(format!("{key} must be greater than 0"))),
         None => Err(Error::invalid_params(format!("{key} is required"))),
     }
 }
 
-pub fn set_retention(files: &Files, p: &Value) -> Result<Value> {
-    if params::obj(p)?.is_none_or(|m| m.is_empty()) {
+fn set_retention_policy(files: &Files, p: RetentionParams, _: &Call) -> Result<Value> {
+    if p.policy_type.is_none() && p.enabled.is_none() && p.max_age_days.is_none() && p.max_size_gb.is_none() {
         return Err(Error::invalid_params("policy parameters are required"));
     }
-    let type_str = params::required_str(p, "policy_type")?;
-    let policy_type = PolicyType::parse(type_str)
+    let type_str = p.policy_type.ok_or_else(|| Error::invalid_params("policy_type is required"))?.0;
+    let policy_type = PolicyType::parse(&type_str)
         .ok_or_else(|| Error::invalid_params("policy_type must be one of age, size, manual"))?;
-    let enabled = params::opt_bool(p, "enabled")?.ok_or_else(|| Error::invalid_params("enabled is required"))?;
+    let enabled = p.enabled.ok_or_else(|| Error::invalid_params("enabled is required"))?.get()?;
     let mut result = json!({
         "policy_type": type_str,
         "enabled": enabled,
@@ -224,12 +267,12 @@ pub fn set_retention(files: &Files, p: &Value) -> Result<Value> {
     };
     match policy_type {
         PolicyType::Age => {
-            let (n, raw) = positive(p, "max_age_days")?;
+            let (n, raw) = positive(p.max_age_days, "max_age_days")?;
             policy.max_age_days = Some(n);
             result["max_age_days"] = raw;
         }
         PolicyType::Size => {
-            let (n, raw) = positive(p, "max_size_gb")?;
+            let (n, raw) = positive(p.max_size_gb, "max_size_gb")?;
             policy.max_size_gb = Some(n);
             result["max_size_gb"] = raw;
         }
@@ -239,8 +282,7 @@ pub fn set_retention(files: &Files, p: &Value) -> Result<Value> {
     Ok(result)
 }
 
-pub fn cleanup(files: &Files, p: &Value) -> Result<Value> {
-    no_params(p)?;
+fn cleanup_old_files(files: &Files, _: NoParams, _: &Call) -> Result<Value> {
     let r = files.cleanup_now().map_err(|e| io_error("cleanup failed", e))?;
     Ok(json!({
         "cleanup_executed": true,
@@ -252,13 +294,13 @@ pub fn cleanup(files: &Files, p: &Value) -> Result<Value> {
     }))
 }
 
-pub fn download_url(files: &Files, p: &Value) -> Result<Value> {
-    let kind = match params::required_str(p, "file_type")? {
+fn get_download_url(files: &Files, p: DownloadParams, _: &Call) -> Result<Value> {
+    let kind = match &*p.file_type {
         "recording" => FileKind::Recording,
         "snapshot" => FileKind::Snapshot,
         _ => return Err(Error::invalid_params("file_type must be recording or snapshot")),
     };
-    let name = filename(p)?;
+    let name = checked(&p.filename)?;
     find(files, kind, name)?;
     Ok(json!({ "download_url": url_for(kind, name) }))
 }

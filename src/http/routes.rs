@@ -1,31 +1,76 @@
-//! Routes of the health/metrics HTTP server (api.md §7, decisions §9) and the Prometheus text endpoint.
+//! The HTTP route table, served on both listeners (the health port, and plain GETs on the WebSocket port): the
+//! health and metrics routes built in, plus handlers the daemon's wiring registers for other paths (downloads under
+//! `/files/`). Routes read narrow handles, never the whole daemon.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use serde_json::{json, Value};
 
+use super::server::Router;
 use super::{Request, Response};
-use crate::app::App;
-use crate::camera::CameraStatus;
-use crate::process::status::{ComponentStatus, State};
-use crate::rpc::metrics;
+use crate::camera::{CameraStatus, Cameras};
+use crate::process::status::{ComponentStatus, Components, State};
+use crate::rpc::metrics::{self, Metrics};
 use crate::util::timefmt;
 
-pub fn route(app: &App, req: &Request) -> Response {
-    let resp = match req.path.as_str() {
-        "/health" | "/health/system" => system(app),
-        "/health/cameras" => cameras(app),
-        "/health/mediamtx" => mediamtx(app),
-        "/health/ready" => ready(app),
-        "/health/live" => Response::json(200, &json!({"status": "alive", "timestamp": now()})),
-        "/metrics" => Response::new(200, "text/plain; version=0.0.4; charset=utf-8", prometheus(app)),
-        "/api/cameras" => api_cameras(app),
-        p if p.starts_with("/files/") => crate::files::http_download(app, req),
-        _ => Response::text(404, "Not Found\n"),
-    };
-    resp.with_header("Cache-Control", "no-cache, no-store, must-revalidate")
+/// What the health and metrics routes read.
+pub struct Health {
+    pub components: Components,
+    pub cameras: Cameras,
+    pub metrics: Arc<Metrics>,
+    /// Monotonic start, for uptime.
+    pub started: Instant,
+}
+
+/// A handler for requests under a path prefix.
+pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
+
+/// The route table: built-in health routes, then registered prefixes in registration order, else 404.
+pub struct Routes {
+    health: Health,
+    prefixes: Vec<(&'static str, Handler)>,
+}
+
+impl Routes {
+    pub fn new(health: Health) -> Routes {
+        Routes { health, prefixes: Vec::new() }
+    }
+
+    /// Serve every path that starts with `prefix` with `handler`.
+    pub fn prefix(
+        mut self,
+        prefix: &'static str,
+        handler: impl Fn(&Request) -> Response + Send + Sync + 'static,
+    ) -> Routes {
+        self.prefixes.push((prefix, Arc::new(handler)));
+        self
+    }
+
+    /// The table as the HTTP pool's router.
+    pub fn into_router(self) -> Router {
+        Arc::new(move |req| self.route(req))
+    }
+
+    pub fn route(&self, req: &Request) -> Response {
+        let h = &self.health;
+        let resp = match req.path.as_str() {
+            "/health" | "/health/system" => system(h),
+            "/health/cameras" => cameras(h),
+            "/health/mediamtx" => mediamtx(h),
+            "/health/ready" => ready(h),
+            "/health/live" => Response::json(200, &json!({"status": "alive", "timestamp": now()})),
+            "/metrics" => Response::new(200, "text/plain; version=0.0.4; charset=utf-8", prometheus(h)),
+            "/api/cameras" => api_cameras(h),
+            p => match self.prefixes.iter().find(|(prefix, _)| p.starts_with(prefix)) {
+                Some((_, handler)) => handler(req),
+                None => Response::text(404, "Not Found\n"),
+            },
+        };
+        resp.with_header("Cache-Control", "no-cache, no-store, must-revalidate")
+    }
 }
 
 fn now() -> String {
@@ -42,9 +87,10 @@ fn word(c: Option<&ComponentStatus>) -> &'static str {
     }
 }
 
-/// MediaMTX being unreachable is "unhealthy" for its own component but only degrades the daemon (decisions §9).
-fn mediamtx_word(app: &App) -> &'static str {
-    match app.components.get("mediamtx").map(|c| c.state) {
+/// MediaMTX being unreachable is "unhealthy" for its own component but only degrades the daemon: the API keeps
+/// serving without it.
+fn mediamtx_word(h: &Health) -> &'static str {
+    match h.components.get("mediamtx").map(|c| c.state) {
         Some(State::Running) => "healthy",
         Some(State::Disabled) => "disabled",
         _ => "unhealthy",
@@ -55,12 +101,12 @@ fn component(status: &str, details: String) -> Value {
     json!({"status": status, "details": details, "timestamp": now()})
 }
 
-fn camera_details(app: &App) -> (&'static str, String) {
-    let c = app.components.get("camera_monitor");
+fn camera_details(h: &Health) -> (&'static str, String) {
+    let c = h.components.get("camera_monitor");
     let w = word(c.as_ref());
     let details = match &c {
         Some(c) if c.state == State::Running || c.state == State::Degraded => {
-            format!("Camera monitor is running with {} cameras", app.cameras.list().len())
+            format!("Camera monitor is running with {} cameras", h.cameras.list().len())
         }
         Some(_) => "Camera monitor is not running".to_string(),
         None => "Camera monitor not available".to_string(),
@@ -68,9 +114,9 @@ fn camera_details(app: &App) -> (&'static str, String) {
     (w, details)
 }
 
-fn mediamtx_details(app: &App) -> (&'static str, String) {
-    let w = mediamtx_word(app);
-    let details = match (w, app.components.get("mediamtx")) {
+fn mediamtx_details(h: &Health) -> (&'static str, String) {
+    let w = mediamtx_word(h);
+    let details = match (w, h.components.get("mediamtx")) {
         ("disabled", _) => "MediaMTX integration is disabled (mediamtx.enabled: false)".to_string(),
         ("healthy", _) => "MediaMTX controller is healthy".to_string(),
         (_, Some(c)) if !c.details.is_empty() => format!("MediaMTX controller is unhealthy: {}", c.details),
@@ -81,8 +127,8 @@ fn mediamtx_details(app: &App) -> (&'static str, String) {
 }
 
 /// Every component thread alive and none stopped.
-fn service_manager(app: &App) -> (&'static str, String) {
-    let all = app.components.all();
+fn service_manager(h: &Health) -> (&'static str, String) {
+    let all = h.components.all();
     let stopped: Vec<&str> = all.iter().filter(|(_, c)| c.state == State::Stopped).map(|(n, _)| *n).collect();
     if stopped.is_empty() {
         ("healthy", "Service manager is running".into())
@@ -91,10 +137,10 @@ fn service_manager(app: &App) -> (&'static str, String) {
     }
 }
 
-fn system(app: &App) -> Response {
-    let (cw, cd) = camera_details(app);
-    let (mw, md) = mediamtx_details(app);
-    let (sw, sd) = service_manager(app);
+fn system(h: &Health) -> Response {
+    let (cw, cd) = camera_details(h);
+    let (mw, md) = mediamtx_details(h);
+    let (sw, sd) = service_manager(h);
     let overall = if cw == "unhealthy" || sw == "unhealthy" {
         "unhealthy"
     } else if cw == "degraded" || mw == "unhealthy" || mw == "degraded" {
@@ -119,21 +165,21 @@ fn single(status: &str, details: String) -> Response {
     Response::json(code, &json!({"status": status, "timestamp": now(), "details": details}))
 }
 
-fn cameras(app: &App) -> Response {
-    let (w, d) = camera_details(app);
+fn cameras(h: &Health) -> Response {
+    let (w, d) = camera_details(h);
     single(w, d)
 }
 
-fn mediamtx(app: &App) -> Response {
-    let (w, d) = mediamtx_details(app);
+fn mediamtx(h: &Health) -> Response {
+    let (w, d) = mediamtx_details(h);
     single(w, d)
 }
 
-fn ready(app: &App) -> Response {
-    let all = app.components.all();
+fn ready(h: &Health) -> Response {
+    let all = h.components.all();
     let started = all.values().all(|c| c.state != State::Starting && c.state != State::Stopped);
-    let mw = mediamtx_word(app);
-    let (sw, _) = service_manager(app);
+    let mw = mediamtx_word(h);
+    let (sw, _) = service_manager(h);
     if started && mw != "unhealthy" && sw == "healthy" {
         Response::json(200, &json!({"status": "ready", "timestamp": now()}))
     } else {
@@ -146,8 +192,8 @@ fn ready(app: &App) -> Response {
     }
 }
 
-fn api_cameras(app: &App) -> Response {
-    let cams: Vec<Value> = app
+fn api_cameras(h: &Health) -> Response {
+    let cams: Vec<Value> = h
         .cameras
         .list()
         .iter()
@@ -158,8 +204,8 @@ fn api_cameras(app: &App) -> Response {
     Response::json(200, &json!({"status": "healthy", "timestamp": now(), "cameras": cams, "total": n, "connected": n}))
 }
 
-fn prometheus(app: &App) -> String {
-    let m = &app.metrics;
+fn prometheus(h: &Health) -> String {
+    let m = &h.metrics;
     let mut out = String::new();
     let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
         let _ = writeln!(out, "# HELP camera_service_{name} {help}\n# TYPE camera_service_{name} {kind}");
@@ -171,7 +217,7 @@ fn prometheus(app: &App) -> String {
         "uptime_seconds",
         "gauge",
         "Seconds since the daemon started.",
-        &[(String::new(), app.started.elapsed().as_secs_f64())],
+        &[(String::new(), h.started.elapsed().as_secs_f64())],
     );
     metric(
         "websocket_connections",
@@ -242,7 +288,7 @@ fn prometheus(app: &App) -> String {
         "Threads of the process.",
         &[(String::new(), metrics::proc_status_field("Threads").unwrap_or(0) as f64)],
     );
-    let cams = app.cameras.list();
+    let cams = h.cameras.list();
     let count = |st: CameraStatus| cams.iter().filter(|c| c.status == st).count() as f64;
     metric(
         "cameras",
@@ -251,7 +297,7 @@ fn prometheus(app: &App) -> String {
         &[CameraStatus::Connected, CameraStatus::Disconnected, CameraStatus::Error]
             .map(|s| (format!("{{status=\"{}\"}}", s.as_str()), count(s))),
     );
-    let comps: Vec<(String, f64)> = app
+    let comps: Vec<(String, f64)> = h
         .components
         .all()
         .iter()

@@ -1,11 +1,12 @@
-//! Snapshots and recordings (issue 7).
+//! Snapshots and recordings.
 //!
-//! - [`Media`] is the cheap, cloneable handle the rest of the daemon holds. It can exist before its threads start
-//!   ([`Media::new`] + [`Media::launch`]) so wiring order does not matter.
+//! - [`Media`] is the cheap, cloneable handle the rest of the daemon holds; [`Media::new`] builds it with the
+//!   recorder's command channel, and [`RecorderThread::spawn`] starts the `recorder` thread that owns the sessions.
 //! - Snapshots run on the caller's (blocking-pool) thread, bounded by a gate (`max_concurrent_operations`, one at a
 //!   time per camera) and an overall deadline; see `snapshot`.
-//! - Recording sessions are owned by one `recorder` thread; handlers send it commands with a reply channel. It
-//!   publishes a read-mostly view of the sessions (for camera listings, `get_recording_status`, file protection).
+//! - Recording sessions are owned by the `recorder` thread; handlers send it commands with a reply channel. It
+//!   publishes a read-mostly view of the sessions on the [`Recordings`] board (camera listings,
+//!   `get_recording_status`, file protection, the shutdown budget).
 //! - JPEG snapshots of a ready stream reuse a warm per-camera reader (`grabber`) for 30 s after the last one.
 //! - Every ffmpeg child goes through `process` (own process group, drained stderr, SIGINT → SIGKILL, reaped).
 //!
@@ -23,34 +24,26 @@ mod snapshot;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::{Receiver, Sender};
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use serde_json::Value;
 
-use crate::app::App;
-use crate::camera::{Camera, CameraEvent, Cameras};
+use crate::camera::{Camera, CameraEvent, Cameras, RecordingLookup, RecordingView};
 use crate::config::Config;
-use crate::error::{Error, Result};
-use crate::files::{Files, Thresholds};
+use crate::error::Result;
+use crate::files::Thresholds;
 use crate::mediamtx::{MediaMtx, PathMetrics};
+use crate::process::heartbeat::Heartbeats;
 use crate::process::status::Components;
-use crate::process::Supervisor;
+use crate::process::{Shutdown, Supervisor};
 use crate::rpc::notify::Hub;
 
 pub use image::dimensions as image_dimensions;
-pub use rpc::METHODS;
-
-/// What camera listings show about a running recording.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RecordingView {
-    pub session_id: String,
-    /// Newest segment file name.
-    pub current_file: String,
-    pub start_time: SystemTime,
-}
+pub use session::StartParams;
+pub use snapshot::SnapshotParams;
 
 /// Resolves client-supplied camera ids (implemented by [`Cameras`]).
 pub trait CameraLookup: Send + Sync {
@@ -95,17 +88,26 @@ impl StreamServer for MediaMtx {
     }
 }
 
-/// Everything the component needs from the rest of the daemon.
+/// Everything the handle needs from the rest of the daemon.
 pub struct Deps {
     pub config: Arc<Config>,
     pub cameras: Arc<dyn CameraLookup>,
-    /// Camera registry changes (unplug ends a recording).
-    pub camera_events: Receiver<CameraEvent>,
     pub mediamtx: Arc<dyn StreamServer>,
     /// Current storage thresholds (they can change at run time).
     pub thresholds: Arc<dyn Fn() -> Thresholds + Send + Sync>,
+    /// Where the recorder publishes its sessions (created first: file management reads it too).
+    pub recordings: Recordings,
+    /// Ends the warm stream readers.
+    pub shutdown: Shutdown,
+}
+
+/// What the `recorder` thread needs besides the handle's state.
+pub struct RecorderWiring {
+    /// Camera registry changes (unplug ends a recording).
+    pub camera_events: Receiver<CameraEvent>,
     pub hub: Hub,
     pub components: Components,
+    pub heartbeats: Heartbeats,
 }
 
 /// The read-mostly view of one session, published by the recorder thread.
@@ -131,148 +133,132 @@ impl SessionInfo {
     }
 }
 
+/// The recorder's published sessions, by camera device id. Created before the recorder (other components hold it
+/// from the start); only the `recorder` thread writes it, everyone else reads. The lock guards a small map and is
+/// never held across I/O.
+#[derive(Clone, Default)]
+pub struct Recordings {
+    sessions: Arc<RwLock<HashMap<String, SessionInfo>>>,
+}
+
+impl Recordings {
+    pub(crate) fn read(&self) -> RwLockReadGuard<'_, HashMap<String, SessionInfo>> {
+        self.sessions.read()
+    }
+
+    pub(crate) fn write(&self) -> RwLockWriteGuard<'_, HashMap<String, SessionInfo>> {
+        self.sessions.write()
+    }
+
+    /// Number of running recording sessions (the shutdown budget grows when there are some).
+    pub fn count(&self) -> usize {
+        self.sessions.read().len()
+    }
+
+    /// Is `device` (as in responses) recording?
+    pub fn is_recording(&self, device: &str) -> bool {
+        self.sessions.read().contains_key(device)
+    }
+
+    /// File names that a running recording is writing (never deleted, listed or cleaned up).
+    pub fn active_files(&self) -> HashSet<String> {
+        let infos: Vec<SessionInfo> = self.sessions.read().values().cloned().collect();
+        let mut out: HashSet<String> = infos.iter().flat_map(|s| s.files()).map(|(name, _)| name).collect();
+        // The announced name too: the first segment may not exist yet.
+        out.extend(infos.into_iter().map(|s| s.filename));
+        out
+    }
+}
+
+impl RecordingLookup for Recordings {
+    fn recording_of(&self, device: &str) -> Option<RecordingView> {
+        let info = self.sessions.read().get(device).cloned()?;
+        let current_file = info.files().pop().map(|(name, _)| name).unwrap_or_else(|| info.filename.clone());
+        Some(RecordingView { session_id: info.session_id, current_file, start_time: info.start })
+    }
+}
+
 pub(crate) struct Shared {
     pub config: Arc<Config>,
     pub cameras: Arc<dyn CameraLookup>,
     pub mediamtx: Arc<dyn StreamServer>,
     pub thresholds: Arc<dyn Fn() -> Thresholds + Send + Sync>,
     pub commands: Sender<recorder::Command>,
-    /// Sessions by camera device id.
-    pub sessions: RwLock<HashMap<String, SessionInfo>>,
+    /// Sessions by camera device id, as published by the recorder.
+    pub sessions: Recordings,
     pub gate: snapshot::Gate,
     /// Warm per-camera stream readers for JPEG snapshots (`performance.optimization.enable_caching`).
     pub grabbers: grabber::Grabbers,
 }
 
 /// Handle to the snapshot/recording component. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Media {
-    inner: Arc<OnceLock<Arc<Shared>>>,
+    shared: Arc<Shared>,
+}
+
+/// The `recorder` thread, not started yet.
+pub struct RecorderThread {
+    shared: Arc<Shared>,
+    tx: Sender<recorder::Command>,
+    rx: Receiver<recorder::Command>,
 }
 
 impl Media {
-    /// A handle whose threads are not started yet (every operation answers "not started" until [`Media::launch`]).
-    pub fn new() -> Media {
-        Media::default()
-    }
-
-    /// Create the handle and start the `recorder` thread with the daemon's real components.
-    pub fn start(
-        config: Arc<Config>,
-        cameras: Cameras,
-        mediamtx: MediaMtx,
-        files: Files,
-        hub: Hub,
-        components: Components,
-        supervisor: &Supervisor,
-    ) -> std::io::Result<Media> {
-        let media = Media::new();
-        let deps = Deps {
-            config,
-            camera_events: cameras.subscribe(),
-            cameras: Arc::new(cameras),
-            mediamtx: Arc::new(mediamtx),
-            thresholds: Arc::new(move || files.thresholds()),
-            hub,
-            components,
-        };
-        media.launch(deps, supervisor)?;
-        Ok(media)
-    }
-
-    /// Start the `recorder` thread for the handle held in `app`, with the app's components.
-    pub fn start_for(&self, app: &App, supervisor: &Supervisor) -> std::io::Result<()> {
-        let files = app.files.clone();
-        let deps = Deps {
-            config: app.config.clone(),
-            camera_events: app.cameras.subscribe(),
-            cameras: Arc::new(app.cameras.clone()),
-            mediamtx: Arc::new(app.mediamtx.clone()),
-            thresholds: Arc::new(move || files.thresholds()),
-            hub: app.hub.clone(),
-            components: app.components.clone(),
-        };
-        self.launch(deps, supervisor)
-    }
-
-    /// Start the `recorder` thread for this handle (once).
-    pub fn launch(&self, deps: Deps, supervisor: &Supervisor) -> std::io::Result<()> {
+    /// The handle and the recorder's command channel; nothing runs until [`RecorderThread::spawn`].
+    pub fn new(deps: Deps) -> (Media, RecorderThread) {
         let (tx, rx) = crossbeam_channel::unbounded();
         let shared = Arc::new(Shared {
             gate: snapshot::Gate::new(deps.config.performance.optimization.max_concurrent_operations),
             grabbers: grabber::Grabbers::new(
                 deps.config.performance.optimization.enable_caching,
-                supervisor.shutdown().clone(),
+                deps.shutdown,
                 deps.cameras.clone(),
             ),
-            config: deps.config.clone(),
-            cameras: deps.cameras.clone(),
-            mediamtx: deps.mediamtx.clone(),
-            thresholds: deps.thresholds.clone(),
+            config: deps.config,
+            cameras: deps.cameras,
+            mediamtx: deps.mediamtx,
+            thresholds: deps.thresholds,
             commands: tx.clone(),
-            sessions: RwLock::new(HashMap::new()),
+            sessions: deps.recordings,
         });
-        if self.inner.set(shared.clone()).is_err() {
-            return Err(std::io::Error::other("media component already started"));
-        }
-        recorder::spawn(shared, deps, tx, rx, supervisor)
-    }
-
-    fn shared(&self) -> Result<&Arc<Shared>> {
-        self.inner.get().ok_or_else(|| Error::internal("media component not started"))
+        (Media { shared: shared.clone() }, RecorderThread { shared, tx, rx })
     }
 
     /// `take_snapshot`: the result object (a capture failure is a result with `status: "FAILED"`).
-    pub fn take_snapshot(&self, params: &Value) -> Result<Value> {
-        let shared = self.shared()?;
-        let req = snapshot::Request::parse(params, shared.config.snapshots.quality)?;
-        snapshot::take(shared, &req)
+    pub fn take_snapshot(&self, params: SnapshotParams) -> Result<Value> {
+        let req = snapshot::Request::new(params, self.shared.config.snapshots.quality)?;
+        snapshot::take(&self.shared, &req)
     }
 
     /// `start_recording`: (result, `recording_status_update` params to publish after the reply).
-    pub fn start_recording(&self, params: &Value) -> Result<(Value, Value)> {
-        let shared = self.shared()?;
-        let req = recorder::StartRequest::parse(params, &shared.config)?;
-        recorder::request(shared, |reply| recorder::Command::Start { req, reply })
+    pub fn start_recording(&self, params: StartParams) -> Result<(Value, Value)> {
+        let req = session::StartRequest::new(params, &self.shared.config)?;
+        recorder::request(&self.shared, |reply| recorder::Command::Start { req, reply })
     }
 
     /// `stop_recording`: (result, `recording_status_update` params to publish after the reply).
-    pub fn stop_recording(&self, params: &Value) -> Result<(Value, Value)> {
-        let shared = self.shared()?;
-        let device = crate::rpc::params::required_str(params, "device")?.to_string();
-        recorder::request(shared, |reply| recorder::Command::Stop { device, reply })
+    pub fn stop_recording(&self, device: &str) -> Result<(Value, Value)> {
+        let device = device.to_string();
+        recorder::request(&self.shared, |reply| recorder::Command::Stop { device, reply })
     }
 
     /// `get_recording_status`: null when the camera is not recording.
-    pub fn recording_status(&self, params: &Value) -> Result<Value> {
-        let shared = self.shared()?;
-        let id = crate::rpc::params::required_str(params, "device")?;
-        let camera = shared.cameras.get(id)?;
-        let info = shared.sessions.read().get(&camera.device).cloned();
+    pub fn recording_status(&self, device: &str) -> Result<Value> {
+        let camera = self.shared.cameras.get(device)?;
+        let info = self.shared.sessions.read().get(&camera.device).cloned();
         Ok(info.map(|s| recorder::status_json(&s)).unwrap_or(Value::Null))
     }
 
-    /// The running recording session of a camera (`device` as in responses), if any.
-    pub fn recording_of(&self, device: &str) -> Option<RecordingView> {
-        let info = self.inner.get()?.sessions.read().get(device).cloned()?;
-        let current_file = info.files().pop().map(|(name, _)| name).unwrap_or_else(|| info.filename.clone());
-        Some(RecordingView { session_id: info.session_id, current_file, start_time: info.start })
+    /// The recorder's published sessions.
+    pub fn recordings(&self) -> &Recordings {
+        &self.shared.sessions
     }
+}
 
-    /// Number of running recording sessions (the shutdown budget grows when there are some).
-    pub fn recording_count(&self) -> usize {
-        self.inner.get().map_or(0, |s| s.sessions.read().len())
-    }
-
-    /// File names that a running recording is writing (never deleted, listed or cleaned up).
-    pub fn active_files(&self) -> HashSet<String> {
-        let Some(shared) = self.inner.get() else {
-            return HashSet::new();
-        };
-        let infos: Vec<SessionInfo> = shared.sessions.read().values().cloned().collect();
-        let mut out: HashSet<String> = infos.iter().flat_map(|s| s.files()).map(|(name, _)| name).collect();
-        // The announced name too: the first segment may not exist yet.
-        out.extend(infos.into_iter().map(|s| s.filename));
-        out
+impl RecorderThread {
+    /// Start the `recorder` thread.
+    pub fn spawn(self, wiring: RecorderWiring, supervisor: &Supervisor) -> std::io::Result<()> {
+        recorder::spawn(self.shared, wiring, self.tx, self.rx, supervisor)
     }
 }

@@ -14,9 +14,10 @@ use serde_json::Value;
 
 use super::process::{self, Ffmpeg};
 use super::session::{self, Backend, Ending, Reply, Session};
-use super::{segments, snapshot, Deps, SessionInfo, Shared};
+use super::{segments, snapshot, RecorderWiring, SessionInfo, Shared};
 use crate::camera::{CameraEvent, CameraStatus};
 use crate::error::{Error, Result};
+use crate::process::heartbeat::Heartbeat;
 use crate::process::status::{Components, State};
 use crate::process::{Shutdown, Supervisor};
 use crate::rpc::notify::{Hub, Notification};
@@ -26,6 +27,9 @@ pub use session::{status_json, StartRequest};
 
 /// Process liveness and free space are checked this often.
 const TICK: Duration = Duration::from_millis(500);
+/// The loop turns every [`TICK`]; ending a session may take a few seconds (ffmpeg finalising, MediaMTX calls).
+/// Silent longer than this, the recorder is stuck (the systemd watchdog is then no longer fed).
+const MAX_SILENCE: Duration = Duration::from_secs(20);
 /// MediaMTX (HTTP) checks run every this many ticks.
 const MTX_EVERY_TICKS: u32 = 4;
 /// Keep-alive reader restarts before the session fails.
@@ -63,15 +67,24 @@ pub fn request(shared: &Shared, make: impl FnOnce(Reply) -> Command) -> Result<(
 
 pub fn spawn(
     shared: Arc<Shared>,
-    deps: Deps,
+    wiring: RecorderWiring,
     tx: Sender<Command>,
     rx: Receiver<Command>,
     supervisor: &Supervisor,
 ) -> std::io::Result<()> {
     let shutdown = supervisor.shutdown().clone();
-    deps.components.set("recorder", State::Starting, "starting");
-    let rec = Recorder { shared, hub: deps.hub, components: deps.components, tx, sessions: HashMap::new(), ticks: 0 };
-    let events = deps.camera_events;
+    wiring.components.set("recorder", State::Starting, "starting");
+    let beat = wiring.heartbeats.register("recorder", MAX_SILENCE);
+    let rec = Recorder {
+        shared,
+        hub: wiring.hub,
+        components: wiring.components,
+        tx,
+        sessions: HashMap::new(),
+        ticks: 0,
+        beat,
+    };
+    let events = wiring.camera_events;
     supervisor.spawn("recorder", move || {
         rec.run(rx, events, shutdown);
         Ok(())
@@ -86,6 +99,7 @@ struct Recorder {
     /// Sessions by camera device id.
     sessions: HashMap<String, Session>,
     ticks: u32,
+    beat: Heartbeat,
 }
 
 impl Recorder {
@@ -93,6 +107,7 @@ impl Recorder {
         self.components.set("recorder", State::Running, "no active recordings");
         let mut next_tick = Instant::now() + TICK;
         while !shutdown.is_set() {
+            self.beat.tick();
             let wake = self.sessions.values().filter_map(|s| s.deadline).fold(next_tick, Instant::min);
             let timeout = wake.saturating_duration_since(Instant::now());
             select! {
@@ -202,12 +217,14 @@ impl Recorder {
     }
 
     /// MediaMTX start (HTTP round-trips and a readiness wait) runs on a short-lived thread so the recorder keeps
-    /// answering; the result comes back as [`Command::Prepared`].
+    /// answering; the result comes back as [`Command::Prepared`], also when the preparation panics (the session then
+    /// fails instead of waiting forever).
     fn prepare_mtx(&self, session: &Session) {
         let (shared, tx) = (self.shared.clone(), self.tx.clone());
         let (id, path) = (session.info.session_id.clone(), session.info.path_name.clone());
         let spawned = std::thread::Builder::new().name("recording-start".into()).spawn(move || {
-            let result = prepare(&shared, &path);
+            let result = crate::process::guarded("recording-start", || prepare(&shared, &path))
+                .unwrap_or_else(|panic| Err(Error::internal(format!("recording start failed: {panic}"))));
             if let Err(crossbeam_channel::SendError(Command::Prepared { result: Ok(_), .. })) =
                 tx.send(Command::Prepared { session_id: id, result })
             {

@@ -1,41 +1,45 @@
-//! JSON-RPC methods of the snapshot/recording component (roles per api.md §2.7 and §8.1).
+//! JSON-RPC methods of the snapshot/recording component: `take_snapshot`, `start_recording`, `stop_recording`,
+//! `get_recording_status`.
 #![forbid(unsafe_code)]
 
+use serde::Deserialize;
 use serde_json::Value;
 
-use crate::auth::Role;
+use super::{Media, SnapshotParams, StartParams};
 use crate::error::Result;
 use crate::rpc::notify::Notification;
-use crate::rpc::{Call, Exec, Method};
+use crate::rpc::params::NonEmpty;
+use crate::rpc::{method, Call, Method};
 
-pub static METHODS: &[Method] = &[
-    Method { name: "take_snapshot", role: Some(Role::Operator), handler: take_snapshot, exec: Exec::Blocking },
-    Method { name: "start_recording", role: Some(Role::Operator), handler: start_recording, exec: Exec::Blocking },
-    Method { name: "stop_recording", role: Some(Role::Operator), handler: stop_recording, exec: Exec::Blocking },
-    Method {
-        name: "get_recording_status",
-        role: Some(Role::Viewer),
-        handler: get_recording_status,
-        exec: Exec::Blocking,
-    },
+pub static METHODS: &[Method<Media>] = &[
+    method!("take_snapshot", Operator, Blocking, take_snapshot),
+    method!("start_recording", Operator, Blocking, start_recording),
+    method!("stop_recording", Operator, Blocking, stop_recording),
+    method!("get_recording_status", Viewer, Blocking, get_recording_status),
 ];
 
-fn take_snapshot(call: &Call) -> Result<Value> {
-    call.app.media.take_snapshot(call.params)
+#[derive(Deserialize)]
+struct DeviceParams {
+    device: NonEmpty,
 }
 
-fn start_recording(call: &Call) -> Result<Value> {
-    let (result, note) = call.app.media.start_recording(call.params)?;
+fn take_snapshot(media: &Media, p: SnapshotParams, _: &Call) -> Result<Value> {
+    media.take_snapshot(p)
+}
+
+/// The STARTED notification follows the reply, so a client never sees it before the result.
+fn start_recording(media: &Media, p: StartParams, call: &Call) -> Result<Value> {
+    let (result, note) = media.start_recording(p)?;
     call.publish_after_reply(Notification::new("recording_status_update", note));
     Ok(result)
 }
 
-fn stop_recording(call: &Call) -> Result<Value> {
-    let (result, note) = call.app.media.stop_recording(call.params)?;
+fn stop_recording(media: &Media, p: DeviceParams, call: &Call) -> Result<Value> {
+    let (result, note) = media.stop_recording(&p.device)?;
     call.publish_after_reply(Notification::new("recording_status_update", note));
     Ok(result)
 }
 
-fn get_recording_status(call: &Call) -> Result<Value> {
-    call.app.media.recording_status(call.params)
+fn get_recording_status(media: &Media, p: DeviceParams, _: &Call) -> Result<Value> {
+    media.recording_status(&p.device)
 }

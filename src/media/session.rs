@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::process::Ffmpeg;
@@ -13,10 +14,22 @@ use super::SessionInfo;
 use crate::camera::Camera;
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::rpc::params;
+use crate::rpc::params::{Deferred, Int, NonEmpty};
 use crate::util::timefmt;
 
 pub type Reply = Sender<Result<(Value, Value)>>;
+
+/// `start_recording` params as the client sends them. The duration keys are checked only when used: the first one
+/// present wins and the others are ignored, as the Python service does.
+#[derive(Debug, Deserialize)]
+pub struct StartParams {
+    device: NonEmpty,
+    duration: Option<Deferred<Int<1, { i64::MAX }>>>,
+    duration_seconds: Option<Deferred<Int<1, 3600>>>,
+    duration_minutes: Option<Deferred<Int<1, 1440>>>,
+    duration_hours: Option<Deferred<Int<1, 24>>>,
+    format: Option<String>,
+}
 
 /// Validated `start_recording` params.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,35 +42,31 @@ pub struct StartRequest {
 }
 
 impl StartRequest {
-    /// First present duration key wins (api.md §3.8); integers only; `recording.max_duration` bounds it only when
-    /// the configuration sets it.
-    pub fn parse(p: &Value, config: &Config) -> Result<StartRequest> {
-        let device = params::required_str(p, "device")?.to_string();
-        let keys: [(&str, i64, i64, u64); 4] = [
-            ("duration", 1, i64::MAX, 1),
-            ("duration_seconds", 1, 3600, 1),
-            ("duration_minutes", 1, 1440, 60),
-            ("duration_hours", 1, 24, 3600),
-        ];
-        let mut duration = None;
-        for (key, min, max, unit) in keys {
-            if let Some(v) = params::opt_int(p, key, min, max)? {
-                duration = Some((v as u64).saturating_mul(unit));
-                break;
-            }
+    /// First present duration key wins; integers only; `recording.max_duration` bounds it only when the
+    /// configuration sets it.
+    pub fn new(p: StartParams, config: &Config) -> Result<StartRequest> {
+        fn secs<const MIN: i64, const MAX: i64>(d: Deferred<Int<MIN, MAX>>, unit: u64) -> Result<u64> {
+            Ok((d.get()?.0 as u64).saturating_mul(unit))
         }
+        let duration = match (p.duration, p.duration_seconds, p.duration_minutes, p.duration_hours) {
+            (Some(d), ..) => Some(secs(d, 1)?),
+            (None, Some(d), ..) => Some(secs(d, 1)?),
+            (None, None, Some(d), _) => Some(secs(d, 60)?),
+            (None, None, None, Some(d)) => Some(secs(d, 3600)?),
+            (None, None, None, None) => None,
+        };
         let max = config.recording.max_duration;
         if let Some(d) = duration {
             if config.is_present("recording.max_duration") && max > 0 && d > max {
                 return Err(Error::invalid_params(format!("duration {d}s exceeds recording.max_duration {max}s")));
             }
         }
-        let format = match params::opt_str(p, "format")? {
+        let format = match p.format {
             None => "mp4".to_string(),
-            Some(f @ ("mp4" | "fmp4")) => f.to_string(),
+            Some(f) if f == "mp4" || f == "fmp4" => f,
             Some(other) => return Err(Error::invalid_params(format!("format must be mp4 or fmp4, got {other}"))),
         };
-        Ok(StartRequest { device, duration, format })
+        Ok(StartRequest { device: p.device.0, duration, format })
     }
 }
 
@@ -165,6 +174,11 @@ pub fn status_json(info: &SessionInfo) -> Value {
 mod tests {
     use super::*;
 
+    /// Decoded as the dispatcher decodes them, then validated.
+    fn parse(p: &Value, config: &Config) -> Result<StartRequest> {
+        StartRequest::new(crate::rpc::params::decode(p)?, config)
+    }
+
     fn cfg_with_max(max: Option<u64>) -> Config {
         let mut c = Config::default();
         if let Some(m) = max {
@@ -177,7 +191,7 @@ mod tests {
     #[test]
     fn durations_first_present_wins() {
         let c = cfg_with_max(None);
-        let p = |v: Value| StartRequest::parse(&v, &c);
+        let p = |v: Value| parse(&v, &c);
         assert_eq!(p(json!({"device": "virtual0"})).unwrap().duration, None);
         assert_eq!(p(json!({"device": "v", "duration": 100000})).unwrap().duration, Some(100000));
         assert_eq!(p(json!({"device": "v", "duration_minutes": 2, "duration_hours": 99})).unwrap().duration, Some(120));
@@ -201,8 +215,8 @@ mod tests {
     #[test]
     fn max_duration_only_when_configured() {
         let v = json!({"device": "v", "duration": 7200});
-        assert!(StartRequest::parse(&v, &cfg_with_max(None)).is_ok(), "default max_duration is not enforced");
-        assert_eq!(StartRequest::parse(&v, &cfg_with_max(Some(3600))).unwrap_err().code(), -32602);
-        assert!(StartRequest::parse(&v, &cfg_with_max(Some(0))).is_ok(), "0 = unlimited");
+        assert!(parse(&v, &cfg_with_max(None)).is_ok(), "default max_duration is not enforced");
+        assert_eq!(parse(&v, &cfg_with_max(Some(3600))).unwrap_err().code(), -32602);
+        assert!(parse(&v, &cfg_with_max(Some(0))).is_ok(), "0 = unlimited");
     }
 }

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::process::Ffmpeg;
@@ -20,7 +21,7 @@ use super::{segments, Shared};
 use crate::camera::{Camera, CameraStatus};
 use crate::error::{Error, Result};
 use crate::files::Thresholds;
-use crate::rpc::params;
+use crate::rpc::params::{Int, NonEmpty};
 use crate::util::timefmt;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +47,16 @@ impl ImageFormat {
     }
 }
 
-/// Validated `take_snapshot` params (api.md §3.7, decisions §7).
+/// `take_snapshot` params as the client sends them.
+#[derive(Debug, Deserialize)]
+pub struct SnapshotParams {
+    device: NonEmpty,
+    format: Option<String>,
+    quality: Option<Int<1, 100>>,
+    filename: Option<String>,
+}
+
+/// Validated `take_snapshot` params.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {
     pub device: String,
@@ -57,16 +67,15 @@ pub struct Request {
 
 impl Request {
     /// `default_quality` is `snapshots.quality` (85 unless configured, the Python API default).
-    pub fn parse(p: &Value, default_quality: u8) -> Result<Request> {
-        let device = params::required_str(p, "device")?.to_string();
-        let format = match params::opt_str(p, "format")?.map(str::to_ascii_lowercase).as_deref() {
+    pub fn new(p: SnapshotParams, default_quality: u8) -> Result<Request> {
+        let format = match p.format.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("jpg") | Some("jpeg") => ImageFormat::Jpeg,
             Some("png") => ImageFormat::Png,
             Some(other) => return Err(Error::invalid_params(format!("format must be jpg, jpeg or png, got {other}"))),
         };
-        let quality = params::opt_int(p, "quality", 1, 100)?.map_or(default_quality, |q| q as u8);
-        let filename = params::opt_str(p, "filename")?.map(|n| normalise_name(n, format)).transpose()?;
-        Ok(Request { device, format, quality, filename })
+        let quality = p.quality.map_or(default_quality, |q| q.0 as u8);
+        let filename = p.filename.as_deref().map(|n| normalise_name(n, format)).transpose()?;
+        Ok(Request { device: p.device.0, format, quality, filename })
     }
 }
 
@@ -380,15 +389,20 @@ mod tests {
         assert_eq!(qscale(50), 17);
     }
 
+    /// Decoded as the dispatcher decodes them, then validated.
+    fn parse(p: &Value, default_quality: u8) -> Result<Request> {
+        Request::new(crate::rpc::params::decode(p)?, default_quality)
+    }
+
     #[test]
     fn params_are_validated() {
-        let r = Request::parse(&json!({"device": "virtual0"}), 85).unwrap();
+        let r = parse(&json!({"device": "virtual0"}), 85).unwrap();
         assert_eq!((r.format, r.quality, r.filename), (ImageFormat::Jpeg, 85, None));
-        let r = Request::parse(&json!({"device": "virtual0", "format": "png", "filename": "a"}), 85).unwrap();
+        let r = parse(&json!({"device": "virtual0", "format": "png", "filename": "a"}), 85).unwrap();
         assert_eq!(r.filename.as_deref(), Some("a.png"));
-        let r = Request::parse(&json!({"device": "v", "format": "jpeg", "filename": "x.JPEG"}), 85).unwrap();
+        let r = parse(&json!({"device": "v", "format": "jpeg", "filename": "x.JPEG"}), 85).unwrap();
         assert_eq!(r.filename.as_deref(), Some("x.JPEG"));
-        let r = Request::parse(&json!({"device": "v", "filename": "x.png"}), 85).unwrap();
+        let r = parse(&json!({"device": "v", "filename": "x.png"}), 85).unwrap();
         assert_eq!(r.filename.as_deref(), Some("x.png.jpg"));
         for bad in [
             json!({"device": "v", "format": "bmp"}),
@@ -402,7 +416,7 @@ mod tests {
             json!({"device": "v", "filename": ""}),
             json!({"format": "jpg"}),
         ] {
-            assert_eq!(Request::parse(&bad, 85).unwrap_err().code(), -32602, "{bad}");
+            assert_eq!(parse(&bad, 85).unwrap_err().code(), -32602, "{bad}");
         }
     }
 

@@ -11,8 +11,8 @@ pub mod breaker;
 pub mod client;
 pub mod control;
 mod health;
-mod methods;
 pub mod pathconf;
+pub mod rpc;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -25,12 +25,10 @@ use serde_json::{json, Value};
 pub use breaker::BreakerState;
 pub use client::{ApiError, Client, RuntimePath};
 pub use control::{converge, Converged};
-pub use methods::METHODS;
 
-use crate::camera::{Camera, CameraEvent, Cameras};
+use crate::camera::{Camera, CameraEvent, StreamFigures, StreamMetrics};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::media::Media;
 use crate::process::status::{Components, State};
 use crate::process::Supervisor;
 
@@ -97,7 +95,8 @@ impl Health {
     }
 }
 
-/// Where the control thread learns about cameras (the registry in the daemon, a channel in tests).
+/// Where the control thread learns about cameras (the registry in the daemon, a channel in tests). Subscribe to the
+/// events before listing the cameras, so that no camera falls between the two (converging twice is harmless).
 pub struct CameraFeed {
     /// Cameras already known when the thread starts.
     pub initial: Vec<Arc<Camera>>,
@@ -151,37 +150,17 @@ pub struct MediaMtx {
     inner: Option<Arc<Shared>>,
 }
 
-impl MediaMtx {
-    /// Start the integration for the daemon: paths follow `cameras`, and are kept while `media` records.
-    pub fn start(
-        config: Arc<Config>,
-        cameras: Cameras,
-        media: Media,
-        components: Components,
-        supervisor: &Supervisor,
-    ) -> std::io::Result<MediaMtx> {
-        // Subscribe before listing, so that no camera falls between the two (converging twice is harmless).
-        let events = cameras.subscribe();
-        let feed = CameraFeed { initial: cameras.list(), events };
-        let announcer = cameras.clone();
-        let hooks = Hooks {
-            is_recording: Arc::new(move |device| media.recording_of(device).is_some()),
-            announce: Arc::new(move |device| announcer.announce(device)),
-        };
-        MediaMtx::start_with(config, feed, hooks, components, supervisor)
-    }
+/// The integration's threads, not started yet (nothing to start when it is disabled).
+pub struct MediaMtxThreads {
+    started: Option<(Arc<Shared>, Receiver<control::Command>)>,
+}
 
-    /// Start with an explicit camera feed and hooks (tests drive it with a channel).
-    pub fn start_with(
-        config: Arc<Config>,
-        feed: CameraFeed,
-        hooks: Hooks,
-        components: Components,
-        supervisor: &Supervisor,
-    ) -> std::io::Result<MediaMtx> {
+impl MediaMtx {
+    /// The handle and its command channel; nothing runs until [`MediaMtxThreads::spawn`].
+    pub fn new(config: Arc<Config>, components: Components) -> (MediaMtx, MediaMtxThreads) {
         if !config.mediamtx.enabled {
             components.set(COMPONENT, State::Disabled, "MediaMTX integration disabled (mediamtx.enabled: false)");
-            return Ok(MediaMtx::default());
+            return (MediaMtx::default(), MediaMtxThreads { started: None });
         }
         components.set(COMPONENT, State::Starting, "MediaMTX health not checked yet");
         let m = &config.mediamtx;
@@ -202,12 +181,7 @@ impl MediaMtx {
             control: tx,
             components,
         });
-        let shutdown = supervisor.shutdown().clone();
-        let (s, sd) = (shared.clone(), shutdown.clone());
-        supervisor.spawn("mediamtx-control", move || control::run(s, feed, hooks, rx, sd))?;
-        let s = shared.clone();
-        supervisor.spawn("mediamtx-health", move || health::run(s, shutdown))?;
-        Ok(MediaMtx { inner: Some(shared) })
+        (MediaMtx { inner: Some(shared.clone()) }, MediaMtxThreads { started: Some((shared, rx)) })
     }
 
     /// `mediamtx.enabled`.
@@ -329,6 +303,27 @@ impl MediaMtx {
     }
 }
 
+impl MediaMtxThreads {
+    /// Start `mediamtx-control` (paths follow `feed`; `hooks` reach the other components) and `mediamtx-health`.
+    pub fn spawn(self, feed: CameraFeed, hooks: Hooks, supervisor: &Supervisor) -> std::io::Result<()> {
+        let Some((shared, rx)) = self.started else { return Ok(()) };
+        let shutdown = supervisor.shutdown().clone();
+        let (s, sd) = (shared.clone(), shutdown.clone());
+        supervisor.spawn("mediamtx-control", move || control::run(s, feed, hooks, rx, sd))?;
+        supervisor.spawn("mediamtx-health", move || health::run(shared, shutdown))
+    }
+}
+
+impl StreamFigures for MediaMtx {
+    fn figures(&self, path: &str) -> Option<StreamMetrics> {
+        self.path_metrics(path).map(|m| StreamMetrics {
+            bytes_sent: m.bytes_sent,
+            readers: m.readers,
+            uptime: m.uptime,
+        })
+    }
+}
+
 fn metrics(p: &RuntimePath) -> PathMetrics {
     let ready = p.is_ready();
     let uptime = match p.ready_since().and_then(crate::util::timefmt::parse_rfc3339) {
@@ -370,7 +365,8 @@ mod tests {
         let sup = Supervisor::new(crate::process::Shutdown::new());
         let feed = CameraFeed { initial: vec![], events: crossbeam_channel::never() };
         let hooks = Hooks { is_recording: Arc::new(|_| false), announce: Arc::new(|_| {}) };
-        let m = MediaMtx::start_with(Arc::new(cfg), feed, hooks, components.clone(), &sup).unwrap();
+        let (m, threads) = MediaMtx::new(Arc::new(cfg), components.clone());
+        threads.spawn(feed, hooks, &sup).unwrap();
         assert!(!m.enabled());
         assert_eq!(components.get(COMPONENT).unwrap().state, State::Disabled);
         assert!(sup.join_all(Duration::from_secs(1)).is_empty());

@@ -1,30 +1,37 @@
-//! The daemon's life: start components in order, open the WebSocket port last (decisions §1: scripts wait for
-//! it), wait for a signal or a component failure, stop in reverse within the shutdown budget.
+//! The daemon's life and its wiring: create every channel and handle, give each component its method table and each
+//! HTTP route its handles, start the threads, open the WebSocket port last (scripts and tests wait for it), wait for
+//! a signal or a component failure, stop in reverse within the shutdown budget. This is the one module that knows
+//! every component; see docs/design.md ("Start-up").
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use crate::app::App;
 use crate::auth::Authenticator;
-use crate::camera::Cameras;
+use crate::camera::rpc::CameraMethods;
+use crate::camera::{CameraThreads, Cameras};
 use crate::config::{Config, Loaded};
-use crate::files::Files;
+use crate::files::{Files, FilesOwner};
+use crate::http::routes::{self, Routes};
 use crate::http::server::{self, HttpPool};
-use crate::media::Media;
-use crate::mediamtx::MediaMtx;
+use crate::media::{Media, RecorderThread, RecorderWiring, Recordings};
+use crate::mediamtx::{CameraFeed, Hooks, MediaMtx, MediaMtxThreads};
+use crate::process::heartbeat::Heartbeats;
 use crate::process::status::Components;
 use crate::process::{Shutdown, Supervisor};
+use crate::rpc::dispatch::{Dispatcher, Limits, MAX_BATCH};
 use crate::rpc::metrics::Metrics;
 use crate::rpc::notify::Hub;
-use crate::rpc::table;
+use crate::rpc::system::System;
+use crate::rpc::table::names_of;
+use crate::rpc::Table;
 use crate::ws;
 
-/// Exit codes (decisions §1).
+/// Exit codes: 0 clean stop, 1 any other fatal error, 2 configuration error.
 pub const EXIT_OK: i32 = 0;
 pub const EXIT_FATAL: i32 = 1;
 pub const EXIT_CONFIG: i32 = 2;
 
-/// Shutdown budget without running recordings (decisions §7: < 2 s) and with them (≤ 5 s).
+/// Shutdown budget without running recordings (< 2 s) and with them (≤ 5 s, every file finalised).
 const STOP_BUDGET: Duration = Duration::from_millis(1800);
 const STOP_BUDGET_RECORDING: Duration = Duration::from_millis(4800);
 
@@ -32,8 +39,7 @@ const STOP_BUDGET_RECORDING: Duration = Duration::from_millis(4800);
 pub fn run(loaded: Loaded) -> i32 {
     let mut config = loaded.config;
     if let Err(e) = prepare_dirs(&mut config) {
-        log::error!("{e}");
-        return EXIT_FATAL;
+        return fatal(&e);
     }
     let config = Arc::new(config);
     let auth = match Authenticator::from_config(&config) {
@@ -46,37 +52,35 @@ pub fn run(loaded: Loaded) -> i32 {
     raise_fd_limit(&config);
     let supervisor = Supervisor::new(Shutdown::new());
     // Signals first, so a SIGTERM during start-up is not lost.
-    let (sig_rx, signals) = match super::signals::watch() {
+    let (sig_rx, signals) = match super::signals::watch(&supervisor) {
+        Ok(s) => s,
+        Err(e) => return fatal(&format!("cannot install signal handlers: {e}")),
+    };
+    let started = match start(config, auth, &supervisor) {
         Ok(s) => s,
         Err(e) => {
-            log::error!("cannot install signal handlers: {e}");
-            return EXIT_FATAL;
-        }
-    };
-    let app = match start(config, auth, &supervisor) {
-        Ok(app) => app,
-        Err(e) => {
-            log::error!("start-up failed: {e}");
             supervisor.shutdown().trigger();
+            signals.close();
             supervisor.join_all(STOP_BUDGET);
-            return EXIT_FATAL;
+            return fatal(&e);
         }
     };
+    let config = &started.config;
     log::info!(
         "camera-service {} ({}) ready on ws://{}:{}{}",
         crate::VERSION,
         crate::GIT_COMMIT,
-        app.config.server.host,
-        app.config.server.port,
-        app.config.server.websocket_path
+        config.server.host,
+        config.server.port,
+        config.server.websocket_path
     );
     crate::process::sdnotify::ready();
-    let code = wait_for_stop(&sig_rx, &supervisor);
+    let code = wait_for_stop(&sig_rx, &supervisor, &started.heartbeats);
     crate::process::sdnotify::stopping();
     let t = Instant::now();
-    let budget = if app.media.recording_count() > 0 { STOP_BUDGET_RECORDING } else { STOP_BUDGET };
-    // `server.shutdown_timeout` may only shorten the budget: decisions §7 bounds it from above.
-    let budget = budget.min(Duration::from_secs_f64(app.config.server.shutdown_timeout.max(0.1)));
+    let budget = if started.recordings.count() > 0 { STOP_BUDGET_RECORDING } else { STOP_BUDGET };
+    // `server.shutdown_timeout` may only shorten the budget.
+    let budget = budget.min(Duration::from_secs_f64(config.server.shutdown_timeout.max(0.1)));
     supervisor.shutdown().trigger();
     signals.close();
     let stuck = supervisor.join_all(budget);
@@ -91,8 +95,175 @@ pub fn run(loaded: Loaded) -> i32 {
     }
 }
 
-/// Block until a signal or a component failure; meanwhile feed systemd's watchdog (when it asks for one).
-fn wait_for_stop(sig_rx: &crossbeam_channel::Receiver<i32>, supervisor: &Supervisor) -> i32 {
+/// A start-up failure: one line naming what failed (the path or address, and the OS error) on stderr and in the log,
+/// written out before the process exits.
+fn fatal(message: &str) -> i32 {
+    crate::logging::fatal(&format!("start-up failed: {message}"));
+    EXIT_FATAL
+}
+
+/// What the daemon keeps from start-up for its run and its stop.
+struct Started {
+    config: Arc<Config>,
+    recordings: Recordings,
+    heartbeats: Heartbeats,
+}
+
+/// Every component's handle, built from its channels before any thread runs.
+struct Handles {
+    config: Arc<Config>,
+    hub: Hub,
+    components: Components,
+    heartbeats: Heartbeats,
+    metrics: Arc<Metrics>,
+    auth: Authenticator,
+    started: Instant,
+    cameras: Cameras,
+    mediamtx: MediaMtx,
+    recordings: Recordings,
+    files: Files,
+    media: Media,
+    /// Subscribed before the registry runs, so no camera is missed.
+    mediamtx_feed: CameraFeed,
+    recorder_events: crossbeam_channel::Receiver<crate::camera::CameraEvent>,
+}
+
+/// The component threads, not started yet.
+struct Threads {
+    cameras: CameraThreads,
+    mediamtx: MediaMtxThreads,
+    recorder: RecorderThread,
+    files: FilesOwner,
+}
+
+/// Phase 1: channels and handles. Nothing runs yet, so the order here is only the order of data dependencies.
+fn build(config: Arc<Config>, auth: Authenticator, shutdown: &Shutdown) -> (Handles, Threads) {
+    let components = Components::default();
+    let (cameras, camera_threads) = Cameras::new(config.clone());
+    let (mediamtx, mediamtx_threads) = MediaMtx::new(config.clone(), components.clone());
+    let recordings = Recordings::default();
+    let active = recordings.clone();
+    let (files, files_owner) = Files::new(config.clone(), Arc::new(move || active.active_files()));
+    let thresholds = files.clone();
+    let (media, recorder) = Media::new(crate::media::Deps {
+        config: config.clone(),
+        cameras: Arc::new(cameras.clone()),
+        mediamtx: Arc::new(mediamtx.clone()),
+        thresholds: Arc::new(move || thresholds.thresholds()),
+        recordings: recordings.clone(),
+        shutdown: shutdown.clone(),
+    });
+    let handles = Handles {
+        hub: Hub::new(),
+        components,
+        heartbeats: Heartbeats::default(),
+        metrics: Arc::new(Metrics::new(&method_names())),
+        auth,
+        started: Instant::now(),
+        mediamtx_feed: CameraFeed { initial: cameras.list(), events: cameras.subscribe() },
+        recorder_events: cameras.subscribe(),
+        cameras,
+        mediamtx,
+        recordings,
+        files,
+        media,
+        config,
+    };
+    let threads = Threads { cameras: camera_threads, mediamtx: mediamtx_threads, recorder, files: files_owner };
+    (handles, threads)
+}
+
+/// Every component's method table over its own state (the dispatcher sees only this).
+fn method_table(h: &Handles) -> Table {
+    let system = System {
+        config: h.config.clone(),
+        started: h.started,
+        components: h.components.clone(),
+        metrics: h.metrics.clone(),
+    };
+    let cameras = CameraMethods {
+        cameras: h.cameras.clone(),
+        config: h.config.clone(),
+        recordings: Arc::new(h.recordings.clone()),
+        streams: Arc::new(h.mediamtx.clone()),
+    };
+    Table::new()
+        .with(system, crate::rpc::system::METHODS)
+        .with(h.auth.clone(), crate::rpc::session::METHODS)
+        .with(cameras, crate::camera::rpc::METHODS)
+        .with(h.mediamtx.clone(), crate::mediamtx::rpc::METHODS)
+        .with(h.media.clone(), crate::media::rpc::METHODS)
+        .with(h.files.clone(), crate::files::rpc::METHODS)
+}
+
+/// Every JSON-RPC method name, sorted (request metrics get a slot each; docs are checked against this list).
+pub fn method_names() -> Vec<&'static str> {
+    let mut v: Vec<&'static str> = names_of(crate::rpc::system::METHODS)
+        .chain(names_of(crate::rpc::session::METHODS))
+        .chain(names_of(crate::camera::rpc::METHODS))
+        .chain(names_of(crate::mediamtx::rpc::METHODS))
+        .chain(names_of(crate::media::rpc::METHODS))
+        .chain(names_of(crate::files::rpc::METHODS))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// The HTTP routes (both listeners) over narrow handles.
+fn http_routes(h: &Handles) -> Routes {
+    let health = routes::Health {
+        components: h.components.clone(),
+        cameras: h.cameras.clone(),
+        metrics: h.metrics.clone(),
+        started: h.started,
+    };
+    let (files, auth) = (h.files.clone(), h.auth.clone());
+    Routes::new(health).prefix("/files/", move |req| crate::files::download::respond(&files, &auth, req))
+}
+
+/// Phase 2: start every component thread, in dependency order, and open the WebSocket port last.
+fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> Result<Started, String> {
+    let (h, threads) = build(config, auth, supervisor.shutdown());
+    let thread_error = |e: std::io::Error| e.to_string();
+    threads.cameras.spawn(h.hub.clone(), h.components.clone(), &h.heartbeats, supervisor).map_err(thread_error)?;
+    let (recordings, cameras) = (h.recordings.clone(), h.cameras.clone());
+    let hooks = Hooks {
+        is_recording: Arc::new(move |device| recordings.is_recording(device)),
+        announce: Arc::new(move |device| cameras.announce(device)),
+    };
+    let feed = CameraFeed { initial: h.mediamtx_feed.initial.clone(), events: h.mediamtx_feed.events.clone() };
+    threads.mediamtx.spawn(feed, hooks, supervisor).map_err(thread_error)?;
+    let wiring = RecorderWiring {
+        camera_events: h.recorder_events.clone(),
+        hub: h.hub.clone(),
+        components: h.components.clone(),
+        heartbeats: h.heartbeats.clone(),
+    };
+    threads.recorder.spawn(wiring, supervisor).map_err(thread_error)?;
+    threads.files.spawn(h.components.clone(), supervisor).map_err(thread_error)?;
+    let http = HttpPool::start(http_routes(&h).into_router(), supervisor).map_err(thread_error)?;
+    let health = &h.config.security.health;
+    let addr = (health.bind_address.as_str(), h.config.health_port());
+    server::start_health_server(addr, http.clone(), h.components.clone(), supervisor).map_err(|e| {
+        format!("cannot listen on {}:{} (security.health.bind_address, health_port): {e}", addr.0, addr.1)
+    })?;
+    let listener = ws::bind(&h.config).map_err(thread_error)?;
+    let limits = Limits { max_batch: MAX_BATCH, reply_budget: h.config.server.max_message_size };
+    let ctx = Arc::new(ws::Context {
+        config: h.config.clone(),
+        dispatcher: Dispatcher::new(method_table(&h), h.auth.clone(), h.metrics.clone(), limits),
+        hub: h.hub.clone(),
+        metrics: h.metrics.clone(),
+        components: h.components.clone(),
+        heartbeats: h.heartbeats.clone(),
+    });
+    ws::start(ctx, listener, http, supervisor).map_err(thread_error)?;
+    Ok(Started { config: h.config.clone(), recordings: h.recordings.clone(), heartbeats: h.heartbeats.clone() })
+}
+
+/// Block until a signal or a component failure; meanwhile feed systemd's watchdog (when it asks for one) while every
+/// watched loop shows a recent heartbeat, so that a stuck thread gets the daemon restarted.
+fn wait_for_stop(sig_rx: &crossbeam_channel::Receiver<i32>, supervisor: &Supervisor, beats: &Heartbeats) -> i32 {
     let watchdog = crate::process::sdnotify::watchdog_ping_period()
         .map(crossbeam_channel::tick)
         .unwrap_or_else(crossbeam_channel::never);
@@ -108,11 +279,20 @@ fn wait_for_stop(sig_rx: &crossbeam_channel::Receiver<i32>, supervisor: &Supervi
                 }
                 return EXIT_FATAL;
             }
-            recv(watchdog) -> _ => {
-                crate::process::sdnotify::watchdog_ping();
-            }
+            recv(watchdog) -> _ => feed_watchdog(beats),
         }
     }
+}
+
+/// One watchdog period: ping systemd only while no watched loop is stalled (logged once per stalled set).
+fn feed_watchdog(beats: &Heartbeats) {
+    let stalled = beats.stalled();
+    if stalled.is_empty() {
+        crate::process::sdnotify::watchdog_ping();
+        return;
+    }
+    let list: Vec<String> = stalled.iter().map(|(n, d)| format!("{n} ({} s)", d.as_secs())).collect();
+    log::error!("watchdog: not telling systemd we are alive: no heartbeat from {}", list.join(", "));
 }
 
 /// Each connection is a descriptor: lift the soft `RLIMIT_NOFILE` (often 1024) towards the hard limit so
@@ -130,11 +310,17 @@ fn raise_fd_limit(config: &Config) {
 }
 
 /// Data directories must exist and be writable before anything records into them. They are then made absolute, so
-/// results such as `take_snapshot.file_path` name the real server path (as the Python service does) whatever the
-/// working directory a relative configuration was written for.
+/// results such as `take_snapshot.file_path` name the real server path whatever the working directory a relative
+/// configuration was written for. The error names the key, the path and the OS error.
 fn prepare_dirs(config: &mut Config) -> Result<(), String> {
-    for dir in [&mut config.mediamtx.recordings_path, &mut config.mediamtx.snapshots_path, &mut config.state_dir] {
-        std::fs::create_dir_all(&*dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let dirs = [
+        ("mediamtx.recordings_path", &mut config.mediamtx.recordings_path),
+        ("mediamtx.snapshots_path", &mut config.mediamtx.snapshots_path),
+        ("state_dir", &mut config.state_dir),
+    ];
+    for (key, dir) in dirs {
+        std::fs::create_dir_all(&*dir).map_err(|e| format!("{key} {}: cannot create: {e}", dir.display()))?;
+        crate::util::fs::check_writable(dir).map_err(|e| format!("{key} {}: not writable: {e}", dir.display()))?;
         if let Ok(abs) = std::fs::canonicalize(&*dir) {
             *dir = abs;
         }
@@ -142,37 +328,23 @@ fn prepare_dirs(config: &mut Config) -> Result<(), String> {
     Ok(())
 }
 
-/// Start every component, in order, and open the WebSocket port last.
-#[allow(clippy::default_constructed_unit_structs)]
-fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> std::io::Result<Arc<App>> {
-    let hub = Hub::new();
-    let components = Components::default();
-    let cameras = Cameras::start(config.clone(), hub.clone(), components.clone(), supervisor)?;
-    let media = Media::default();
-    let mediamtx = MediaMtx::start(config.clone(), cameras.clone(), media.clone(), components.clone(), supervisor)?;
-    let names: Vec<&'static str> = table::all().iter().map(|m| m.name).collect();
-    let files = Files::start(config.clone(), media.clone(), hub.clone(), components.clone(), supervisor)?;
-    let app = Arc::new(App {
-        config: config.clone(),
-        started: Instant::now(),
-        started_at: SystemTime::now(),
-        hub,
-        shutdown: supervisor.shutdown().clone(),
-        components,
-        auth,
-        metrics: Arc::new(Metrics::new(&names)),
-        cameras,
-        mediamtx,
-        media,
-        files,
-    });
-    app.media.start_for(&app, supervisor)?;
-    let router_app = app.clone();
-    let http = HttpPool::start(Arc::new(move |req| crate::http::routes::route(&router_app, req)), supervisor)?;
-    let health = &app.config.security.health;
-    let addr = (health.bind_address.as_str(), app.config.health_port());
-    server::start_health_server(addr, http.clone(), app.components.clone(), supervisor)?;
-    let listener = ws::bind(&app)?;
-    ws::start(app.clone(), listener, http, supervisor)?;
-    Ok(app)
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Handles are built without starting a thread, and the table holds exactly the methods the metrics know.
+    #[test]
+    fn every_handle_exists_before_any_thread_and_the_table_is_complete() {
+        let dir = std::env::temp_dir().join(format!("daemon-wiring-{}", std::process::id()));
+        let mut config = Config { state_dir: dir.join("state"), ..Config::default() };
+        config.mediamtx.recordings_path = dir.join("rec");
+        config.mediamtx.snapshots_path = dir.join("snap");
+        let auth = Authenticator::new(b"unit-secret", dir.join("keys.json"), 0);
+        let (h, _threads) = build(Arc::new(config), auth, &Shutdown::new());
+        let table = method_table(&h);
+        assert_eq!(table.names(), method_names());
+        assert!(method_names().iter().all(|n| h.metrics.slot(n).is_some()));
+        assert!(table.lookup("authenticate").is_some_and(|(_, e)| e.role.is_none()));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

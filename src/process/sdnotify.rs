@@ -90,12 +90,6 @@ pub fn stopping() -> bool {
     notify_logged("STOPPING=1\nSTATUS=Stopping")
 }
 
-/// Free-form status line shown by `systemctl status`.
-pub fn status(text: &str) -> bool {
-    // A newline would start a new assignment; keep the status on one line.
-    notify_logged(&format!("STATUS={}", text.replace('\n', " ")))
-}
-
 /// Keep-alive for `WatchdogSec=`; send at least every [`watchdog_interval`] / 2.
 pub fn watchdog_ping() -> bool {
     notify_logged("WATCHDOG=1")

@@ -1,30 +1,53 @@
-//! The JSON-RPC 2.0 envelope (decisions §3, api.md §1.3, §2.2): parse, batch, authenticate, authorize, rate-limit,
-//! call, reply. Replies are written by hand so members come in the Python order (`jsonrpc`, `result|error`, `id`).
+//! The JSON-RPC 2.0 envelope and the security pipeline: parse, batch, authenticate, authorize, rate-limit, call,
+//! reply. Replies are written by hand so members come in the Python order (`jsonrpc`, `result|error`, `id`), and
+//! ids are echoed exactly as the client wrote them (`1E+2` stays `1E+2`, `18446744073709551616` keeps every digit).
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
 
-use serde_json::{json, Value};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::Value;
 
-use super::{table, Call, Caller, Exec, Method};
-use crate::app::App;
-use crate::auth::{jwt, Session};
+use super::metrics::Metrics;
+use super::notify::Notification;
+use super::table::{Entry, Table};
+use super::{Call, Caller, Exec};
+use crate::auth::{jwt, Authenticator, Session};
 use crate::error::Error;
 use crate::logging;
-use crate::rpc::notify::Notification;
-use crate::util::{ids, timefmt};
+use crate::util::ids;
 
-/// One parsed frame, ready to run (on the connection worker, or on the blocking pool when any member needs it).
-pub struct Work {
-    body: Body,
+/// Most requests one batch may carry; a longer batch is answered with one -32600 (documented in docs/api.md).
+pub const MAX_BATCH: usize = 100;
+
+/// Limits of one frame's work.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// See [`MAX_BATCH`].
+    pub max_batch: usize,
+    /// Bytes of replies one batch may produce; members after it is spent are not run and get -32600 (a larger
+    /// reply could overflow the connection's bounded output queue, which drops the client).
+    pub reply_budget: usize,
 }
 
-enum Body {
-    /// A reply decided without running anything (parse error, empty batch).
-    Immediate(String),
-    Single(Value),
-    Batch(Vec<Value>),
+/// Runs frames against the daemon's method [`Table`]. Shared by the connection workers and the job pool.
+pub struct Dispatcher {
+    table: Table,
+    auth: Authenticator,
+    metrics: Arc<Metrics>,
+    /// Metrics slot of each table entry, by entry index.
+    slots: Vec<Option<usize>>,
+    limits: Limits,
+}
+
+/// Connection facts the dispatcher needs besides the session.
+#[derive(Debug, Clone, Default)]
+pub struct ConnFacts {
+    pub client_id: u64,
+    pub host: Option<Arc<str>>,
 }
 
 /// What running a frame produced.
@@ -36,49 +59,136 @@ pub struct Outcome {
     pub after: Vec<Notification>,
 }
 
-/// Connection facts the dispatcher needs besides the session.
-#[derive(Debug, Clone, Default)]
-pub struct ConnFacts {
-    pub client_id: u64,
-    pub host: Option<Arc<str>>,
+/// One parsed frame, ready to run (on the connection worker, or on the blocking pool when any member needs it).
+pub struct Work {
+    body: Body,
+    blocking: bool,
 }
 
-impl Work {
-    pub fn parse(text: &str) -> Work {
-        let body = match serde_json::from_str::<Value>(text) {
-            Err(_) => Body::Immediate(error_frame(&Error::Parse, &Value::Null)),
-            Ok(Value::Array(items)) if items.is_empty() => {
-                Body::Immediate(error_frame(&Error::InvalidRequest, &Value::Null))
-            }
-            Ok(Value::Array(items)) => Body::Batch(items),
-            Ok(v) => Body::Single(v),
-        };
-        Work { body }
+enum Body {
+    /// A reply decided without running anything (parse error, empty or oversized batch).
+    Immediate(String),
+    Single(Member),
+    Batch(Vec<Member>),
+}
+
+/// One request object of a frame, checked against the envelope rules and resolved against the table.
+struct Member {
+    /// `None`: a notification (never answered).
+    id: Option<Box<RawValue>>,
+    target: Result<usize, Error>,
+    params: Value,
+}
+
+impl Dispatcher {
+    pub fn new(table: Table, auth: Authenticator, metrics: Arc<Metrics>, limits: Limits) -> Dispatcher {
+        let slots = table.index_names().map(|n| metrics.slot(n)).collect();
+        Dispatcher { table, auth, metrics, slots, limits }
     }
 
-    /// True when some member calls a method that must not run on the connection worker.
-    pub fn is_blocking(&self) -> bool {
-        let blocking = |v: &Value| {
-            v.get("method")
-                .and_then(Value::as_str)
-                .and_then(table::lookup)
-                .is_some_and(|(_, m)| m.exec == Exec::Blocking)
+    /// The credential checker (also used to stop notifications to revoked sessions).
+    pub fn auth(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    /// Every registered method name, sorted.
+    pub fn method_names(&self) -> Vec<&'static str> {
+        self.table.names()
+    }
+
+    /// Parse one text frame.
+    pub fn parse(&self, text: &str) -> Work {
+        let body = match text.trim_start().as_bytes().first() {
+            Some(b'[') => match serde_json::from_str::<Vec<&RawValue>>(text) {
+                Err(_) => Body::Immediate(error_frame(&Error::Parse, None)),
+                Ok(items) if items.is_empty() => Body::Immediate(error_frame(&Error::InvalidRequest, None)),
+                Ok(items) if items.len() > self.limits.max_batch => {
+                    let why =
+                        format!("a batch may hold at most {} requests, got {}", self.limits.max_batch, items.len());
+                    Body::Immediate(error_frame(&Error::InvalidBatch(why), None))
+                }
+                Ok(items) => Body::Batch(items.iter().map(|raw| self.member(raw.get())).collect()),
+            },
+            Some(b'{') => match serde_json::from_str::<Envelope>(text) {
+                Err(_) => Body::Immediate(error_frame(&Error::Parse, None)),
+                Ok(env) => Body::Single(self.resolve(env)),
+            },
+            // Valid JSON that is not an object or an array is an invalid request; anything else does not parse.
+            _ => match serde_json::from_str::<de::IgnoredAny>(text) {
+                Ok(_) => Body::Immediate(error_frame(&Error::InvalidRequest, None)),
+                Err(_) => Body::Immediate(error_frame(&Error::Parse, None)),
+            },
         };
-        match &self.body {
+        let blocking = match &body {
             Body::Immediate(_) => false,
-            Body::Single(v) => blocking(v),
-            Body::Batch(items) => items.iter().any(blocking),
+            Body::Single(m) => self.is_blocking(m),
+            Body::Batch(items) => items.iter().any(|m| self.is_blocking(m)),
+        };
+        Work { body, blocking }
+    }
+
+    fn is_blocking(&self, m: &Member) -> bool {
+        m.target.as_ref().is_ok_and(|&i| self.table.lookup_index(i).exec == Exec::Blocking)
+    }
+
+    /// A batch member (any JSON value).
+    fn member(&self, raw: &str) -> Member {
+        match serde_json::from_str::<Envelope>(raw) {
+            Ok(env) => self.resolve(env),
+            Err(_) => Member { id: Some(null_id()), target: Err(Error::InvalidRequest), params: Value::Null },
         }
     }
 
-    pub fn run(self, app: &App, session: &mut Session, conn: &ConnFacts) -> Outcome {
+    /// Envelope checks in the Python order: `id`, `jsonrpc`, then `method`, then the table.
+    fn resolve(&self, env: Envelope) -> Member {
+        let invalid = |e: Error| Member { id: Some(null_id()), target: Err(e), params: Value::Null };
+        let jsonrpc_ok = env.jsonrpc_ok();
+        let id = match env.id {
+            // A request without `id` is a notification, unless it is not a request at all (no string `method`,
+            // e.g. `{}`): that is an invalid request, answered with id null.
+            None if !matches!(env.method, Some(Value::String(_))) => {
+                let e = if jsonrpc_ok { Error::MissingMethod } else { Error::InvalidRequest };
+                return invalid(e);
+            }
+            None => None,
+            Some(raw) if valid_id(&raw) => Some(raw),
+            Some(_) => return invalid(Error::InvalidRequest),
+        };
+        let target = if !jsonrpc_ok {
+            Err(Error::InvalidRequest)
+        } else {
+            match &env.method {
+                Some(Value::String(name)) if !name.is_empty() => {
+                    self.table.lookup(name).map(|(i, _)| i).ok_or(Error::MethodNotFound)
+                }
+                _ => Err(Error::MissingMethod),
+            }
+        };
+        Member { id, target, params: env.params.unwrap_or(Value::Null) }
+    }
+
+    /// Run a parsed frame with the connection's session.
+    pub fn run(&self, work: Work, session: &mut Session, conn: &ConnFacts) -> Outcome {
         let mut out = Outcome::default();
-        match self.body {
+        match work.body {
             Body::Immediate(frame) => out.reply = Some(frame),
-            Body::Single(v) => out.reply = handle(app, session, conn, v, &mut out.after),
+            Body::Single(m) => out.reply = self.handle(m, session, conn, &mut out.after),
             Body::Batch(items) => {
-                let replies: Vec<String> =
-                    items.into_iter().filter_map(|v| handle(app, session, conn, v, &mut out.after)).collect();
+                let mut replies: Vec<String> = Vec::new();
+                let mut bytes = 0usize;
+                for m in items {
+                    let reply = if bytes > self.limits.reply_budget {
+                        let why =
+                            format!("the batch reply exceeds {} bytes: send the rest again", self.limits.reply_budget);
+                        m.id.map(|id| error_frame(&Error::InvalidBatch(why), Some(&id)))
+                    } else {
+                        self.handle(m, session, conn, &mut out.after)
+                    };
+                    if let Some(r) = reply {
+                        bytes += r.len() + 1;
+                        replies.push(r);
+                    }
+                }
                 if !replies.is_empty() {
                     out.reply = Some(format!("[{}]", replies.join(",")));
                 }
@@ -86,157 +196,189 @@ impl Work {
         }
         out
     }
-}
 
-fn result_frame(result: &Value, id: &Value) -> String {
-    format!(r#"{{"jsonrpc":"2.0","result":{result},"id":{id}}}"#)
-}
-
-fn error_frame(e: &Error, id: &Value) -> String {
-    format!(r#"{{"jsonrpc":"2.0","error":{},"id":{id}}}"#, e.to_wire())
-}
-
-/// Process one request object; `None` = nothing to send (a notification).
-fn handle(
-    app: &App,
-    session: &mut Session,
-    conn: &ConnFacts,
-    req: Value,
-    after: &mut Vec<Notification>,
-) -> Option<String> {
-    let Value::Object(mut obj) = req else {
-        return Some(error_frame(&Error::InvalidRequest, &Value::Null));
-    };
-    // A request without an `id` member is a notification: never answered, whatever happens (decisions §3).
-    let id = match obj.remove("id") {
-        None => None,
-        Some(id @ (Value::String(_) | Value::Number(_) | Value::Null)) => Some(id),
-        Some(_) => return Some(error_frame(&Error::InvalidRequest, &Value::Null)),
-    };
-    let _corr = logging::correlation(match &id {
-        Some(Value::String(s)) => format!("req-{s}"),
-        Some(Value::Number(n)) => format!("req-{n}"),
-        _ => format!("req-{}", ids::short_id()),
-    });
-    let params = obj.remove("params").unwrap_or(Value::Null);
-    let outcome = envelope(&obj).and_then(|(index, method)| {
-        let started = Instant::now();
-        let r = call(app, session, conn, method, &params, after);
-        app.metrics.record(index, started.elapsed(), r.is_ok());
-        r
-    });
-    let id = id?;
-    Some(match outcome {
-        Ok(result) => result_frame(&result, &id),
-        Err(e) => {
-            if let Error::Internal(details) = &e {
-                log::error!("internal error: {details}");
+    /// Process one request object; `None` = nothing to send (a notification).
+    fn handle(
+        &self,
+        m: Member,
+        session: &mut Session,
+        conn: &ConnFacts,
+        after: &mut Vec<Notification>,
+    ) -> Option<String> {
+        let _corr = logging::correlation(correlation_id(m.id.as_deref()));
+        let outcome = m.target.and_then(|index| {
+            let started = Instant::now();
+            let entry = self.table.lookup_index(index);
+            let r = self.call(entry, session, conn, &m.params, after);
+            if let Some(slot) = self.slots[index] {
+                self.metrics.record(slot, started.elapsed(), r.is_ok());
             }
-            error_frame(&e, &id)
+            r
+        });
+        let id = m.id?;
+        Some(match outcome {
+            Ok(result) => result_frame(&result, &id),
+            Err(e) => {
+                if let Error::Internal(details) = &e {
+                    log::error!("internal error: {details}");
+                }
+                error_frame(&e, Some(&id))
+            }
+        })
+    }
+
+    /// The security pipeline, then the handler under the panic guard.
+    fn call(
+        &self,
+        entry: &Entry,
+        session: &mut Session,
+        conn: &ConnFacts,
+        params: &Value,
+        after: &mut Vec<Notification>,
+    ) -> Result<Value, Error> {
+        if !session.admit(self.auth.rate_per_minute(), Instant::now()) {
+            return Err(Error::RateLimited);
         }
-    })
+        let ended = self.end_invalid_session(session);
+        if let Some(required) = entry.role {
+            if session.identity.is_none() {
+                match per_call_token(params) {
+                    Some(token) => match self.auth.authenticate(token, None) {
+                        Ok(identity) => {
+                            session.identity = Some(identity);
+                            session.session_id = Some(ids::uuid_v4());
+                        }
+                        Err(reason) => return Err(Error::AuthFailed(reason.into())),
+                    },
+                    None => match ended {
+                        Some(reason) => return Err(Error::AuthFailed(reason.into())),
+                        None => return Err(Error::AuthRequired { method: entry.name.into() }),
+                    },
+                }
+            }
+            let role = session.identity.as_ref().map(|i| i.role);
+            if role.is_none_or(|r| r < required) {
+                return Err(Error::PermissionDenied { role: required.as_str(), method: entry.name.into() });
+            }
+        }
+        let identity = session.identity.as_ref();
+        let caller = Caller {
+            client_id: conn.client_id,
+            host: conn.host.clone(),
+            role: identity.map(|i| i.role),
+            user_id: identity.map(|i| i.user_id.clone()),
+        };
+        let call = Call::new(&caller);
+        // A bug in one handler must cost one request (-32603), not the connection worker and with it the daemon.
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| entry.run(params, &call, session)))
+            .unwrap_or_else(|_| Err(Error::internal(format!("handler of {} panicked", entry.name))));
+        after.extend(call.into_after_reply());
+        result
+    }
+
+    /// End a session whose JWT expired or whose API key was revoked; returns why (for the -32001 text).
+    fn end_invalid_session(&self, session: &mut Session) -> Option<&'static str> {
+        let why = match &session.identity {
+            None => return None,
+            Some(i) if i.expires_at.is_some_and(|exp| jwt::now_secs() >= exp) => "token expired",
+            Some(i) if !self.auth.still_valid(i) => "API key revoked",
+            Some(_) => return None,
+        };
+        session.identity = None;
+        session.session_id = None;
+        Some(why)
+    }
 }
 
-/// Envelope checks in the Python order: `jsonrpc`, then `method`, then the table.
-fn envelope(obj: &serde_json::Map<String, Value>) -> Result<(usize, &'static Method), Error> {
-    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
-        return Err(Error::InvalidRequest);
+impl Work {
+    /// True when some member calls a method that must not run on the connection worker.
+    pub fn is_blocking(&self) -> bool {
+        self.blocking
     }
-    let name = match obj.get("method") {
-        Some(Value::String(s)) if !s.is_empty() => s,
-        _ => return Err(Error::MissingMethod),
-    };
-    table::lookup(name).ok_or(Error::MethodNotFound)
 }
 
-/// Security pipeline then handler (api.md §2.2 with decisions §4 fixes).
-fn call(
-    app: &App,
-    session: &mut Session,
-    conn: &ConnFacts,
-    method: &'static Method,
-    params: &Value,
-    after: &mut Vec<Notification>,
-) -> Result<Value, Error> {
-    if !session.admit(app.auth.rate_per_minute(), Instant::now()) {
-        return Err(Error::RateLimited);
+/// The members of a request object the envelope needs; every other member is ignored. A repeated member keeps its
+/// last value (as `serde_json::Value` does).
+#[derive(Default)]
+struct Envelope {
+    /// Present (even `null`) or absent: absent makes a notification.
+    id: Option<Box<RawValue>>,
+    jsonrpc: Option<Value>,
+    method: Option<Value>,
+    params: Option<Value>,
+}
+
+impl Envelope {
+    fn jsonrpc_ok(&self) -> bool {
+        matches!(&self.jsonrpc, Some(Value::String(v)) if v == "2.0")
     }
-    let just_expired = session.expire_if_due(jwt::now_secs());
-    if method.name == "authenticate" {
-        return authenticate(app, session, params);
-    }
-    if let Some(required) = method.role {
-        if session.identity.is_none() {
-            match per_call_token(params) {
-                Some(token) => match app.auth.authenticate(token, None) {
-                    Ok(identity) => {
-                        session.identity = Some(identity);
-                        session.session_id = Some(ids::uuid_v4());
+}
+
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Envelope;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a JSON-RPC request object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope, A::Error> {
+                let mut env = Envelope::default();
+                while let Some(key) = map.next_key::<Field>()? {
+                    match key {
+                        Field::Id => env.id = Some(map.next_value()?),
+                        Field::Jsonrpc => env.jsonrpc = Some(map.next_value()?),
+                        Field::Method => env.method = Some(map.next_value()?),
+                        Field::Params => env.params = Some(map.next_value()?),
+                        Field::Other => {
+                            map.next_value::<de::IgnoredAny>()?;
+                        }
                     }
-                    Err(reason) => return Err(Error::AuthFailed(reason.into())),
-                },
-                None if just_expired => return Err(Error::AuthFailed("token expired".into())),
-                None => return Err(Error::AuthRequired { method: method.name.into() }),
+                }
+                Ok(env)
             }
         }
-        let role = session.identity.as_ref().map(|i| i.role);
-        if role.is_none_or(|r| r < required) {
-            return Err(Error::PermissionDenied { role: required.as_str(), method: method.name.into() });
-        }
+        d.deserialize_map(V)
     }
-    let identity = session.identity.as_ref();
-    let caller = Caller {
-        client_id: conn.client_id,
-        host: conn.host.clone(),
-        role: identity.map(|i| i.role),
-        user_id: identity.map(|i| i.user_id.clone()),
-    };
-    let call = Call::new(app, params, &caller);
-    // A bug in one handler must cost one request (-32603), not the connection worker and with it the daemon.
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| (method.handler)(&call)))
-        .unwrap_or_else(|_| Err(Error::internal(format!("handler of {} panicked", method.name))));
-    after.extend(call.after_reply.into_inner());
-    result
+}
+
+/// The envelope's member names (read without allocating).
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "lowercase")]
+enum Field {
+    Id,
+    Jsonrpc,
+    Method,
+    Params,
+    #[serde(other)]
+    Other,
+}
+
+/// A string, a number or null.
+fn valid_id(raw: &RawValue) -> bool {
+    matches!(raw.get().as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9' | b'n'))
+}
+
+fn null_id() -> Box<RawValue> {
+    RawValue::from_string("null".to_string()).expect("null is JSON")
+}
+
+fn correlation_id(id: Option<&RawValue>) -> String {
+    match id.map(RawValue::get) {
+        Some("null") | None => format!("req-{}", ids::short_id()),
+        Some(raw) => format!("req-{}", raw.trim_matches('"')),
+    }
+}
+
+fn result_frame(result: &Value, id: &RawValue) -> String {
+    format!(r#"{{"jsonrpc":"2.0","result":{result},"id":{}}}"#, id.get())
+}
+
+fn error_frame(e: &Error, id: Option<&RawValue>) -> String {
+    format!(r#"{{"jsonrpc":"2.0","error":{},"id":{}}}"#, e.to_wire(), id.map_or("null", RawValue::get))
 }
 
 fn per_call_token(params: &Value) -> Option<&str> {
     let obj = params.as_object()?;
     obj.get("auth_token").or_else(|| obj.get("token")).and_then(Value::as_str).filter(|t| !t.is_empty())
-}
-
-/// `authenticate` (api.md §3.2, decisions §4): bad credentials are a *result* with `authenticated: false`.
-fn authenticate(app: &App, session: &mut Session, params: &Value) -> Result<Value, Error> {
-    let token = params.as_object().and_then(|o| o.get("auth_token").or_else(|| o.get("token")));
-    let token = match token {
-        Some(Value::String(t)) if !t.trim().is_empty() => t.as_str(),
-        _ => return Err(Error::invalid_params("auth_token (or token) must be a non-empty string")),
-    };
-    let auth_type = match params.get("auth_type") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(s.as_str()),
-        Some(_) => return Err(Error::invalid_params("auth_type must be a string")),
-    };
-    Ok(match app.auth.authenticate(token, auth_type) {
-        Err(reason) => {
-            log::info!("authentication failed: {reason}");
-            json!({"authenticated": false, "error": reason})
-        }
-        Ok(identity) => {
-            let session_id = ids::uuid_v4();
-            let expires = identity.expires_at.unwrap_or_else(|| jwt::now_secs() + 24 * 3600);
-            let result = json!({
-                "authenticated": true,
-                "role": identity.role.as_str(),
-                "permissions": identity.role.permissions(),
-                "expires_at": timefmt::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires.max(0) as u64)),
-                "session_id": session_id,
-                "user_id": &*identity.user_id,
-                "auth_method": identity.method,
-            });
-            log::info!("authenticated {} as {}", identity.user_id, identity.role);
-            session.identity = Some(identity);
-            session.session_id = Some(session_id);
-            result
-        }
-    })
 }

@@ -82,8 +82,13 @@ impl Metrics {
         }
     }
 
-    pub fn record(&self, method_index: usize, dur: Duration, ok: bool) {
-        if let Some((_, s)) = self.methods.get(method_index) {
+    /// The slot of a method's statistics (methods not named at construction have none).
+    pub fn slot(&self, method: &str) -> Option<usize> {
+        self.methods.iter().position(|(n, _)| *n == method)
+    }
+
+    pub fn record(&self, slot: usize, dur: Duration, ok: bool) {
+        if let Some((_, s)) = self.methods.get(slot) {
             s.record(dur, ok);
         }
     }

@@ -1,27 +1,26 @@
-//! JSON-RPC 2.0: the method table (as data), the envelope rules, and the system methods.
+//! JSON-RPC 2.0: method tables (as data), typed params, the envelope rules and the security pipeline, and the
+//! methods that belong to the protocol itself (`ping`, `authenticate`, server status).
 //!
-//! Components register their methods as a `&'static [Method]` slice in their own module; [`table`] concatenates
-//! the slices. Adding a method is one line in a slice plus its handler.
+//! Components declare their methods in their own `rpc` module as a `static` slice of [`Method`] over their own
+//! state; the daemon's wiring puts them into one [`Table`]; the [`dispatch::Dispatcher`] runs frames against it.
+//! Nothing here knows which components exist. See docs/design.md ("Method tables").
 
 pub mod dispatch;
 pub mod metrics;
 pub mod notify;
 pub mod params;
+pub mod session;
 pub mod system;
 pub mod table;
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use serde_json::Value;
-
-use crate::app::App;
 use crate::auth::Role;
-use crate::error::Result;
 use crate::rpc::notify::Notification;
 
-/// A handler: params in (`Value::Null` when omitted), result out.
-pub type Handler = fn(&Call) -> Result<Value>;
+pub(crate) use table::{method, role};
+pub use table::{Handler, Method, Table};
 
 /// Where a handler runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,15 +30,6 @@ pub enum Exec {
     /// On the bounded blocking pool (ffmpeg, MediaMTX round-trips, directory walks): the connection's next request
     /// waits, other connections on the same worker do not.
     Blocking,
-}
-
-/// One entry of the method table.
-pub struct Method {
-    pub name: &'static str,
-    /// Minimum role; `None` = callable without authentication (only `authenticate`).
-    pub role: Option<Role>,
-    pub handler: Handler,
-    pub exec: Exec,
 }
 
 /// Who is calling: a copy of the connection's state that a handler may read.
@@ -53,23 +43,26 @@ pub struct Caller {
     pub user_id: Option<Arc<str>>,
 }
 
-/// Everything a handler gets.
+/// What every handler gets besides its state and params: the caller, and a way to publish notifications that must
+/// follow the reply.
 pub struct Call<'a> {
-    pub app: &'a App,
-    pub params: &'a Value,
     pub caller: &'a Caller,
-    /// Notifications to publish only after this call's reply has been queued to the client (e.g.
-    /// `recording_status_update` STARTED must follow the `start_recording` reply, decisions §7).
-    pub after_reply: RefCell<Vec<Notification>>,
+    after_reply: RefCell<Vec<Notification>>,
 }
 
 impl<'a> Call<'a> {
-    pub fn new(app: &'a App, params: &'a Value, caller: &'a Caller) -> Call<'a> {
-        Call { app, params, caller, after_reply: RefCell::new(Vec::new()) }
+    pub fn new(caller: &'a Caller) -> Call<'a> {
+        Call { caller, after_reply: RefCell::new(Vec::new()) }
     }
 
-    /// Publish `n` to clients once the reply to this call is on its way.
+    /// Publish `n` to clients once the reply to this call is on its way (e.g. `recording_status_update` STARTED
+    /// follows the `start_recording` reply, so a client never sees the notification first).
     pub fn publish_after_reply(&self, n: Notification) {
         self.after_reply.borrow_mut().push(n);
+    }
+
+    /// The notifications queued with [`Call::publish_after_reply`].
+    pub fn into_after_reply(self) -> Vec<Notification> {
+        self.after_reply.into_inner()
     }
 }

@@ -1,78 +1,452 @@
-//! Parameter extraction with the contract's validation rules: every violation is -32602 with a reason.
+//! Typed method params: each method declares a params struct (`#[derive(Deserialize)]`), and [`decode`] turns the
+//! request's `params` into it, once, before the handler runs. Every violation is -32602 "Invalid parameters" with a
+//! reason that names the member (`device is required`, `limit must be between 1 and 1000, got 0`, ...).
+//!
+//! The reasons come from a small serde `Deserializer` over the params object rather than from `serde_json`'s own
+//! messages (`invalid type: integer `3`, expected a string`), which do not say which member was wrong. Rules:
+//! - omitted or `null` params read as an empty object; an array or a scalar is `params must be an object`;
+//! - a member set to `null` counts as absent; unknown members are ignored (a per-call `auth_token` rides along);
+//! - a missing required member is `<key> is required`, a wrong JSON type `<key> must be a string` (an integer, a
+//!   number, a boolean); value rules of the types below (`must not be empty`, ranges) are prefixed with the key;
+//! - a method without params takes [`NoParams`], which ignores `params` whatever its shape.
 
+use std::fmt;
+use std::ops::Deref;
+
+use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use crate::error::{Error, Result};
 
-/// The params object; omitted or `null` params read as an empty object, anything else is invalid.
-pub fn object(params: &Value) -> Result<Map<String, Value>> {
-    match params {
-        Value::Null => Ok(Map::new()),
-        Value::Object(m) => Ok(m.clone()),
-        _ => Err(Error::invalid_params("params must be an object")),
+/// Decode `params` into `P` (the one place params are turned into a method's struct).
+pub fn decode<P: DeserializeOwned>(params: &Value) -> Result<P> {
+    P::deserialize(Root(params)).map_err(|e| Error::InvalidParams(e.msg))
+}
+
+/// Params of a method that takes none: whatever the client sent is ignored (as the Python service does).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoParams;
+
+impl<'de> Deserialize<'de> for NoParams {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_ignored_any(de::IgnoredAny).map(|_| NoParams)
     }
 }
 
-/// Borrowing view of the params object.
-pub fn obj(params: &Value) -> Result<Option<&Map<String, Value>>> {
-    match params {
-        Value::Null => Ok(None),
-        Value::Object(m) => Ok(Some(m)),
-        _ => Err(Error::invalid_params("params must be an object")),
+/// A string that is not empty or blank (`<key> must not be empty`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonEmpty(pub String);
+
+impl Deref for NonEmpty {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
     }
 }
 
-fn get<'a>(params: &'a Value, key: &str) -> Result<Option<&'a Value>> {
-    Ok(obj(params)?.and_then(|m| m.get(key)).filter(|v| !v.is_null()))
-}
-
-/// A required non-empty string.
-pub fn required_str<'a>(params: &'a Value, key: &str) -> Result<&'a str> {
-    match get(params, key)? {
-        Some(Value::String(s)) if !s.trim().is_empty() => Ok(s),
-        Some(Value::String(_)) => Err(Error::invalid_params(format!("{key} must not be empty"))),
-        Some(_) => Err(Error::invalid_params(format!("{key} must be a string"))),
-        None => Err(Error::invalid_params(format!("{key} is required"))),
+impl<'de> Deserialize<'de> for NonEmpty {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.trim().is_empty() {
+            return Err(de::Error::custom("must not be empty"));
+        }
+        Ok(NonEmpty(s))
     }
 }
 
-/// An optional string.
-pub fn opt_str<'a>(params: &'a Value, key: &str) -> Result<Option<&'a str>> {
-    match get(params, key)? {
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(Error::invalid_params(format!("{key} must be a string"))),
-        None => Ok(None),
-    }
-}
+/// An integer in `MIN..=MAX` (a float such as 1.5, a boolean or a string is `<key> must be an integer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Int<const MIN: i64, const MAX: i64>(pub i64);
 
-/// An optional integer within `min..=max` (a float such as 1.5, a bool or a string is invalid).
-pub fn opt_int(params: &Value, key: &str, min: i64, max: i64) -> Result<Option<i64>> {
-    match get(params, key)? {
-        None => Ok(None),
-        Some(v) => {
-            let n = v.as_i64().filter(|_| v.is_i64() || v.is_u64());
-            match n {
-                Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
-                Some(n) => Err(Error::invalid_params(format!("{key} must be between {min} and {max}, got {n}"))),
-                None => Err(Error::invalid_params(format!("{key} must be an integer"))),
+impl<'de, const MIN: i64, const MAX: i64> Deserialize<'de> for Int<MIN, MAX> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V<const MIN: i64, const MAX: i64>;
+        impl<const MIN: i64, const MAX: i64> Visitor<'_> for V<MIN, MAX> {
+            type Value = Int<MIN, MAX>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an integer")
             }
+            fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<Self::Value, E> {
+                if (MIN..=MAX).contains(&n) {
+                    Ok(Int(n))
+                } else {
+                    Err(E::custom(format!("must be between {MIN} and {MAX}, got {n}")))
+                }
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<Self::Value, E> {
+                match i64::try_from(n) {
+                    Ok(n) => self.visit_i64(n),
+                    Err(_) => Err(E::custom("must be an integer")),
+                }
+            }
+        }
+        d.deserialize_i64(V::<MIN, MAX>)
+    }
+}
+
+/// A JSON number (integer or float; booleans and strings are `<key> must be a number`), with the value as the
+/// client wrote it, for results that echo it (`5` stays `5`, `1.5` stays `1.5`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Number {
+    pub value: f64,
+    pub raw: Value,
+}
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Number;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number")
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> std::result::Result<Number, E> {
+                Ok(Number { value: n as f64, raw: Value::from(n) })
+            }
+            fn visit_u64<E: de::Error>(self, n: u64) -> std::result::Result<Number, E> {
+                Ok(Number { value: n as f64, raw: Value::from(n) })
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> std::result::Result<Number, E> {
+                Ok(Number { value: n, raw: Value::from(n) })
+            }
+        }
+        d.deserialize_f64(V)
+    }
+}
+
+/// A member whose validation is decided later: decoding never fails on it, and the handler takes the error only if
+/// it uses the member (e.g. `start_recording` reads the first duration key present and ignores the others).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Deferred<T>(pub std::result::Result<T, String>);
+
+impl<T> Deferred<T> {
+    /// The value, or the -32602 it was decoded with.
+    pub fn get(self) -> Result<T> {
+        self.0.map_err(Error::InvalidParams)
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Deferred<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Deferred(T::deserialize(d).map_err(|e| e.to_string())))
+    }
+}
+
+/// A decoding error: the reason text, and whether it already names its member.
+#[derive(Debug)]
+pub struct DeError {
+    msg: String,
+    named: bool,
+}
+
+impl DeError {
+    fn named(msg: String) -> DeError {
+        DeError { msg, named: true }
+    }
+
+    /// Put the member's name in front of a reason that lacks it.
+    fn within(self, key: &str) -> DeError {
+        if self.named {
+            self
+        } else {
+            DeError::named(format!("{key} {}", self.msg))
         }
     }
 }
 
-/// An optional boolean.
-pub fn opt_bool(params: &Value, key: &str) -> Result<Option<bool>> {
-    match get(params, key)? {
-        None => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(Error::invalid_params(format!("{key} must be a boolean"))),
+impl fmt::Display for DeError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.msg)
     }
 }
 
-/// An optional number (integer or float; booleans are rejected).
-pub fn opt_number(params: &Value, key: &str) -> Result<Option<f64>> {
-    match get(params, key)? {
-        None => Ok(None),
-        Some(v) => v.as_f64().map(Some).ok_or_else(|| Error::invalid_params(format!("{key} must be a number"))),
+impl std::error::Error for DeError {}
+
+impl de::Error for DeError {
+    fn custom<T: fmt::Display>(msg: T) -> Self {
+        DeError { msg: msg.to_string(), named: false }
+    }
+
+    fn missing_field(field: &'static str) -> Self {
+        DeError::named(format!("{field} is required"))
+    }
+}
+
+type De<T> = std::result::Result<T, DeError>;
+
+/// The `params` value itself.
+struct Root<'a>(&'a Value);
+
+impl<'de> Deserializer<'de> for Root<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+        match self.0 {
+            Value::Object(m) => visitor.visit_map(Members::new(m)),
+            Value::Null => visitor.visit_map(Members::new(EMPTY.get_or_init(Map::new))),
+            _ => Err(DeError::named("params must be an object".into())),
+        }
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        visitor.visit_unit()
+    }
+
+    fn deserialize_unit<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        visitor.visit_unit()
+    }
+
+    fn deserialize_unit_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> De<V::Value> {
+        visitor.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option
+        newtype_struct seq tuple tuple_struct map struct enum identifier
+    }
+}
+
+/// The members of an object, `null` ones skipped; remembers the current key to name it in errors.
+struct Members<'a> {
+    iter: serde_json::map::Iter<'a>,
+    current: Option<(&'a str, &'a Value)>,
+}
+
+impl<'a> Members<'a> {
+    fn new(m: &'a Map<String, Value>) -> Members<'a> {
+        Members { iter: m.iter(), current: None }
+    }
+}
+
+impl<'de> MapAccess<'de> for Members<'de> {
+    type Error = DeError;
+
+    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> De<Option<K::Value>> {
+        for (k, v) in self.iter.by_ref() {
+            if v.is_null() {
+                continue;
+            }
+            self.current = Some((k, v));
+            return seed.deserialize(de::value::BorrowedStrDeserializer::new(k)).map(Some);
+        }
+        Ok(None)
+    }
+
+    fn next_value_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> De<S::Value> {
+        let (key, value) = self.current.take().ok_or_else(|| DeError::named("params: value without a key".into()))?;
+        seed.deserialize(Member { key, value }).map_err(|e| e.within(key))
+    }
+}
+
+/// One member's value. Type mismatches name the member; errors raised by the target type's visitor get the
+/// member's name here too, so that [`Deferred`] keeps a complete reason.
+struct Member<'a> {
+    key: &'a str,
+    value: &'a Value,
+}
+
+impl<'a> Member<'a> {
+    fn wrong(&self, what: &str) -> DeError {
+        DeError::named(format!("{} must be {what}", self.key))
+    }
+
+    fn named<T>(&self, r: De<T>) -> De<T> {
+        r.map_err(|e| e.within(self.key))
+    }
+
+    fn integer(&self) -> Option<&'a serde_json::Number> {
+        match self.value {
+            Value::Number(n) if n.is_i64() || n.is_u64() => Some(n),
+            _ => None,
+        }
+    }
+}
+
+impl<'de> Deserializer<'de> for Member<'de> {
+    type Error = DeError;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        let r = match self.value {
+            Value::Null => visitor.visit_unit(),
+            Value::Bool(b) => visitor.visit_bool(*b),
+            Value::Number(n) => match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => visitor.visit_u64(u),
+                (None, Some(i)) => visitor.visit_i64(i),
+                _ => visitor.visit_f64(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            Value::String(s) => visitor.visit_borrowed_str(s),
+            Value::Array(items) => visitor.visit_seq(Items { key: self.key, iter: items.iter() }),
+            Value::Object(m) => visitor.visit_map(Members::new(m)),
+        };
+        self.named(r)
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        match self.value {
+            Value::Bool(b) => self.named(visitor.visit_bool(*b)),
+            _ => Err(self.wrong("a boolean")),
+        }
+    }
+
+    fn deserialize_i64<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        let Some(n) = self.integer() else { return Err(self.wrong("an integer")) };
+        let r = match n.as_i64() {
+            Some(i) => visitor.visit_i64(i),
+            None => visitor.visit_u64(n.as_u64().unwrap_or(u64::MAX)),
+        };
+        self.named(r)
+    }
+
+    fn deserialize_u64<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        self.deserialize_i64(visitor)
+    }
+
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        match self.value {
+            Value::Number(_) => self.deserialize_any(visitor),
+            _ => Err(self.wrong("a number")),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        match self.value {
+            Value::String(s) => self.named(visitor.visit_borrowed_str(s)),
+            _ => Err(self.wrong("a string")),
+        }
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        self.deserialize_str(visitor)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        match self.value {
+            Value::Null => visitor.visit_none(),
+            _ => visitor.visit_some(self),
+        }
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> De<V::Value> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        visitor.visit_unit()
+    }
+
+    fn deserialize_i8<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        self.deserialize_i64(visitor)
+    }
+    fn deserialize_i16<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        self.deserialize_i64(visitor)
+    }
+    fn deserialize_i32<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        self.deserialize_i64(visitor)
+    }
+    fn deserialize_u8<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        self.deserialize_i64(visitor)
+    }
+    fn deserialize_u16<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        self.deserialize_i64(visitor)
+    }
+    fn deserialize_u32<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        self.deserialize_i64(visitor)
+    }
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> De<V::Value> {
+        self.deserialize_f64(visitor)
+    }
+
+    serde::forward_to_deserialize_any! {
+        i128 u128 char bytes byte_buf unit unit_struct seq tuple tuple_struct map struct enum identifier
+    }
+}
+
+/// The items of an array member (errors name the member they belong to).
+struct Items<'a> {
+    key: &'a str,
+    iter: std::slice::Iter<'a, Value>,
+}
+
+impl<'de> SeqAccess<'de> for Items<'de> {
+    type Error = DeError;
+
+    fn next_element_seed<S: DeserializeSeed<'de>>(&mut self, seed: S) -> De<Option<S::Value>> {
+        match self.iter.next() {
+            Some(value) => seed.deserialize(Member { key: self.key, value }).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    struct P {
+        device: NonEmpty,
+        limit: Option<Int<1, 1000>>,
+        ratio: Option<Number>,
+        on: Option<bool>,
+        name: Option<String>,
+        later: Option<Deferred<Int<0, 5>>>,
+        topics: Option<Vec<String>>,
+    }
+
+    fn reason(params: Value) -> String {
+        match decode::<P>(&params) {
+            Err(Error::InvalidParams(r)) => r,
+            other => panic!("expected -32602 for {params}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reasons_name_the_member() {
+        assert_eq!(reason(json!({})), "device is required");
+        assert_eq!(reason(Value::Null), "device is required");
+        assert_eq!(reason(json!({"device": null})), "device is required");
+        assert_eq!(reason(json!({"device": 3})), "device must be a string");
+        assert_eq!(reason(json!({"device": "  "})), "device must not be empty");
+        assert_eq!(reason(json!({"device": "a", "limit": 0})), "limit must be between 1 and 1000, got 0");
+        assert_eq!(reason(json!({"device": "a", "limit": 1.5})), "limit must be an integer");
+        assert_eq!(reason(json!({"device": "a", "limit": "5"})), "limit must be an integer");
+        assert_eq!(reason(json!({"device": "a", "limit": u64::MAX})), "limit must be an integer");
+        assert_eq!(reason(json!({"device": "a", "ratio": true})), "ratio must be a number");
+        assert_eq!(reason(json!({"device": "a", "on": "yes"})), "on must be a boolean");
+        assert_eq!(reason(json!({"device": "a", "name": 1})), "name must be a string");
+        assert_eq!(reason(json!({"device": "a", "topics": ["x", 2]})), "topics must be a string");
+        assert_eq!(reason(json!(["a"])), "params must be an object");
+        assert_eq!(reason(json!("a")), "params must be an object");
+    }
+
+    #[test]
+    fn values_decode_and_unknown_members_are_ignored() {
+        let p: P = decode(&json!({"device": "cam", "limit": 7, "ratio": 1.5, "on": false, "auth_token": "t",
+                                  "later": 9, "topics": ["a"]}))
+        .unwrap();
+        assert_eq!((&*p.device, p.limit, p.on, p.name), ("cam", Some(Int(7)), Some(false), None));
+        assert_eq!(p.ratio.unwrap().raw, json!(1.5));
+        assert_eq!(p.topics.unwrap(), ["a"]);
+        // A deferred member's error waits for the handler, and names the member.
+        let err = p.later.unwrap().get().unwrap_err();
+        assert_eq!(err, Error::InvalidParams("later must be between 0 and 5, got 9".into()));
+        let n: Number = decode::<NumHolder>(&json!({"n": 5})).unwrap().n;
+        assert_eq!((n.value, n.raw), (5.0, json!(5)));
+    }
+
+    #[derive(Deserialize)]
+    struct NumHolder {
+        n: Number,
+    }
+
+    #[test]
+    fn methods_without_params_ignore_any_shape() {
+        for p in [Value::Null, json!({}), json!([1, 2]), json!("x"), json!(3)] {
+            assert_eq!(decode::<NoParams>(&p).unwrap(), NoParams);
+        }
     }
 }

@@ -1,35 +1,42 @@
-//! System methods: `ping`, `authenticate` (handled by the dispatcher: it owns the session), `get_server_info`,
-//! `get_status`, `get_metrics` (api.md §3.1-3.2, §3.19-3.21).
+//! Methods about the server itself: `ping`, `get_server_info`, `get_status`, `get_metrics`. Their state is the
+//! configuration, the start time, the component status board and the request metrics.
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Instant;
 
 use serde_json::{json, Map, Value};
 
-use super::{Call, Exec, Method};
-use crate::auth::Role;
-use crate::error::{Error, Result};
-use crate::process::status::State;
-use crate::rpc::metrics;
+use super::params::NoParams;
+use super::{method, Call, Method};
+use crate::config::Config;
+use crate::error::Result;
+use crate::process::status::{Components, State};
+use crate::rpc::metrics::{self, Metrics};
 
-pub static METHODS: &[Method] = &[
-    Method { name: "ping", role: Some(Role::Viewer), handler: ping, exec: Exec::Inline },
-    Method { name: "authenticate", role: None, handler: authenticate, exec: Exec::Inline },
-    Method { name: "get_server_info", role: Some(Role::Admin), handler: get_server_info, exec: Exec::Inline },
-    Method { name: "get_status", role: Some(Role::Admin), handler: get_status, exec: Exec::Inline },
-    Method { name: "get_metrics", role: Some(Role::Admin), handler: get_metrics, exec: Exec::Inline },
+/// What the system methods read.
+pub struct System {
+    pub config: Arc<Config>,
+    /// Monotonic start, for uptime.
+    pub started: Instant,
+    pub components: Components,
+    pub metrics: Arc<Metrics>,
+}
+
+pub static METHODS: &[Method<System>] = &[
+    method!("ping", Viewer, Inline, ping),
+    method!("get_server_info", Admin, Inline, get_server_info),
+    method!("get_status", Admin, Inline, get_status),
+    method!("get_metrics", Admin, Inline, get_metrics),
 ];
 
-fn ping(_: &Call) -> Result<Value> {
+/// Params are ignored, whatever their shape (the Python service does the same).
+fn ping(_: &System, _: NoParams, _: &Call) -> Result<Value> {
     Ok(Value::String("pong".into()))
 }
 
-/// Never reached: the dispatcher handles `authenticate` itself because it changes the connection's session.
-fn authenticate(_: &Call) -> Result<Value> {
-    Err(Error::internal("authenticate reached the generic handler"))
-}
-
-fn get_server_info(call: &Call) -> Result<Value> {
-    let cfg = &call.app.config;
+fn get_server_info(sys: &System, _: NoParams, _: &Call) -> Result<Value> {
+    let cfg = &sys.config;
     Ok(json!({
         "name": "MediaMTX Camera Service",
         "version": crate::VERSION,
@@ -54,9 +61,8 @@ pub fn overall(states: impl IntoIterator<Item = State>) -> &'static str {
     overall
 }
 
-fn get_status(call: &Call) -> Result<Value> {
-    let app = call.app;
-    let all = app.components.all();
+fn get_status(sys: &System, _: NoParams, _: &Call) -> Result<Value> {
+    let all = sys.components.all();
     let state = |name: &str| all.get(name).map(|c| c.state);
     let running =
         |name: &str| state(name).map_or("stopped", |s| if s == State::Running { "running" } else { s.as_str() });
@@ -69,7 +75,7 @@ fn get_status(call: &Call) -> Result<Value> {
     let details: Map<String, Value> = all.iter().map(|(k, v)| (k.to_string(), json!(v.details))).collect();
     Ok(json!({
         "status": overall(all.values().map(|c| c.state)),
-        "uptime": app.started.elapsed().as_secs(),
+        "uptime": sys.started.elapsed().as_secs(),
         "version": crate::VERSION,
         "components": {
             "websocket_server": running("websocket_server"),
@@ -84,8 +90,8 @@ fn ms(us: u64) -> f64 {
     (us as f64 / 10.0).round() / 100.0
 }
 
-fn get_metrics(call: &Call) -> Result<Value> {
-    let m = &call.app.metrics;
+fn get_metrics(sys: &System, _: NoParams, _: &Call) -> Result<Value> {
+    let m = &sys.metrics;
     let (count, errors, total_us) = m.totals();
     let per_method: Map<String, Value> = m
         .methods()
@@ -112,7 +118,7 @@ fn get_metrics(call: &Call) -> Result<Value> {
         "error_rate": if count == 0 { 0.0 } else { errors as f64 / count as f64 },
         "memory_usage": (metrics::rss_bytes() as f64 / 1048576.0 * 100.0).round() / 100.0,
         "cpu_usage": (m.cpu_percent() * 100.0).round() / 100.0,
-        "uptime": call.app.started.elapsed().as_secs(),
+        "uptime": sys.started.elapsed().as_secs(),
         "total_errors": errors,
         "latency_ms": {
             "p50": ms(m.overall_quantile_us(0.5)),

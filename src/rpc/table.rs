@@ -1,50 +1,163 @@
-//! The method table: every registered method, as data.
+//! Method tables as data.
+//!
+//! A component declares its JSON-RPC methods as a `static` slice of [`Method<S>`], where `S` is the state its
+//! handlers need (its own handle plus narrow seams): one [`method!`](crate::rpc::method) line per method. The
+//! daemon's wiring puts each component's slice and state into one [`Table`], which is all the dispatcher sees.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::Arc;
 
-use super::Method;
+use serde_json::Value;
 
-/// Each component's method slice. Names not listed here answer -32601 like any unknown method.
-fn slices() -> [&'static [Method]; 5] {
-    [
-        super::system::METHODS,
-        crate::camera::METHODS,
-        crate::mediamtx::METHODS,
-        crate::media::METHODS,
-        crate::files::rpc::METHODS,
-    ]
+use super::{Call, Exec};
+use crate::auth::{Role, Session};
+use crate::error::Result;
+
+/// An ordinary handler: the component's state, the raw params (decoded by the wrapper [`method!`] generates), the
+/// call.
+pub type CallFn<S> = fn(&S, &Value, &Call) -> Result<Value>;
+/// A handler that also reads or changes the connection's session (`authenticate`; per-connection subscriptions).
+pub type SessionFn<S> = fn(&S, &Value, &Call, &mut Session) -> Result<Value>;
+
+/// What a method's handler receives.
+pub enum Handler<S: 'static> {
+    Call(CallFn<S>),
+    Session(SessionFn<S>),
 }
 
-struct Table {
-    all: Vec<&'static Method>,
+/// One entry of a component's method table.
+pub struct Method<S: 'static> {
+    pub name: &'static str,
+    /// Minimum role; `None` = callable without authentication (only `authenticate`).
+    pub role: Option<Role>,
+    pub exec: Exec,
+    pub handler: Handler<S>,
+}
+
+impl<S> Method<S> {
+    /// Run the handler outside a connection (unit tests of one component's methods): decoding, then the handler,
+    /// with a throw-away session.
+    pub fn invoke(&self, state: &S, params: &Value, call: &Call) -> Result<Value> {
+        match self.handler {
+            Handler::Call(f) => f(state, params, call),
+            Handler::Session(f) => f(state, params, call, &mut Session::default()),
+        }
+    }
+}
+
+/// Find `name` in a component's slice and run it (unit tests; the daemon goes through [`Table`]).
+pub fn invoke<S>(methods: &[Method<S>], state: &S, name: &str, params: &Value) -> Result<Value> {
+    let m = methods.iter().find(|m| m.name == name).unwrap_or_else(|| panic!("no method {name} in this table"));
+    m.invoke(state, params, &Call::new(&super::Caller::default()))
+}
+
+/// Declares one [`Method`]: `method!("name", Viewer, Inline, handler)` where `handler` is
+/// `fn(&S, P, &Call) -> Result<Value>` and `P` its params struct; `method!(session "name", Public, Inline, handler)`
+/// for `fn(&S, P, &Call, &mut Session) -> Result<Value>`. The role is `Viewer`, `Operator`, `Admin` or `Public`
+/// (no authentication). The params are decoded by [`crate::rpc::params::decode`] before the handler runs.
+macro_rules! method {
+    ($name:literal, $role:ident, $exec:ident, $handler:path) => {
+        $crate::rpc::Method {
+            name: $name,
+            role: $crate::rpc::role!($role),
+            exec: $crate::rpc::Exec::$exec,
+            handler: $crate::rpc::Handler::Call(|state, params, call| {
+                $handler(state, $crate::rpc::params::decode(params)?, call)
+            }),
+        }
+    };
+    (session $name:literal, $role:ident, $exec:ident, $handler:path) => {
+        $crate::rpc::Method {
+            name: $name,
+            role: $crate::rpc::role!($role),
+            exec: $crate::rpc::Exec::$exec,
+            handler: $crate::rpc::Handler::Session(|state, params, call, session| {
+                $handler(state, $crate::rpc::params::decode(params)?, call, session)
+            }),
+        }
+    };
+}
+
+/// `Public` → `None`, a role name → `Some(Role::…)`.
+macro_rules! role {
+    (Public) => {
+        None
+    };
+    ($role:ident) => {
+        Some($crate::auth::Role::$role)
+    };
+}
+
+pub(crate) use {method, role};
+
+type Run = Box<dyn Fn(&Value, &Call, &mut Session) -> Result<Value> + Send + Sync>;
+
+/// A registered method with its component's state bound in.
+pub struct Entry {
+    pub name: &'static str,
+    pub role: Option<Role>,
+    pub exec: Exec,
+    run: Run,
+}
+
+impl Entry {
+    pub fn run(&self, params: &Value, call: &Call, session: &mut Session) -> Result<Value> {
+        (self.run)(params, call, session)
+    }
+}
+
+/// Every method of the daemon, from every component's table. Built once at start-up.
+#[derive(Default)]
+pub struct Table {
+    entries: Vec<Entry>,
     by_name: HashMap<&'static str, usize>,
 }
 
-fn table() -> &'static Table {
-    static TABLE: OnceLock<Table> = OnceLock::new();
-    TABLE.get_or_init(|| {
-        let all: Vec<&'static Method> = slices().into_iter().flatten().collect();
-        let by_name = all.iter().enumerate().map(|(i, m)| (m.name, i)).collect::<HashMap<_, _>>();
-        assert_eq!(by_name.len(), all.len(), "duplicate JSON-RPC method name in the table");
-        Table { all, by_name }
-    })
+impl Table {
+    pub fn new() -> Table {
+        Table::default()
+    }
+
+    /// Add a component's methods over its state. A name registered twice is a wiring bug (panics at start-up).
+    pub fn with<S: Send + Sync + 'static>(mut self, state: S, methods: &'static [Method<S>]) -> Table {
+        let state = Arc::new(state);
+        for m in methods {
+            let s = state.clone();
+            let run: Run = match m.handler {
+                Handler::Call(f) => Box::new(move |p, c, _| f(&s, p, c)),
+                Handler::Session(f) => Box::new(move |p, c, session| f(&s, p, c, session)),
+            };
+            let previous = self.by_name.insert(m.name, self.entries.len());
+            assert!(previous.is_none(), "JSON-RPC method {} registered twice", m.name);
+            self.entries.push(Entry { name: m.name, role: m.role, exec: m.exec, run });
+        }
+        self
+    }
+
+    /// A registered method and its index.
+    pub fn lookup(&self, name: &str) -> Option<(usize, &Entry)> {
+        self.by_name.get(name).map(|&i| (i, &self.entries[i]))
+    }
+
+    /// The entry at `index` (an index [`Table::lookup`] returned).
+    pub fn lookup_index(&self, index: usize) -> &Entry {
+        &self.entries[index]
+    }
+
+    /// Every registered method name, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut v: Vec<_> = self.entries.iter().map(|e| e.name).collect();
+        v.sort_unstable();
+        v
+    }
+
+    /// Names in index order.
+    pub fn index_names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.entries.iter().map(|e| e.name)
+    }
 }
 
-/// A registered method and its index (the metrics slot).
-pub fn lookup(name: &str) -> Option<(usize, &'static Method)> {
-    let t = table();
-    t.by_name.get(name).map(|&i| (i, t.all[i]))
-}
-
-/// Every registered method, in index order.
-pub fn all() -> &'static [&'static Method] {
-    &table().all
-}
-
-/// Every registered method name, sorted (docs are checked against this list).
-pub fn names() -> Vec<&'static str> {
-    let mut v: Vec<_> = all().iter().map(|m| m.name).collect();
-    v.sort_unstable();
-    v
+/// The names in a component's slice (the daemon's list of every method is built from these).
+pub fn names_of<S>(methods: &[Method<S>]) -> impl Iterator<Item = &'static str> + '_ {
+    methods.iter().map(|m| m.name)
 }

@@ -25,6 +25,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     result
 }
 
+/// Fail unless this process can create (and remove) a file in `dir`: a probe file with a name no one else uses.
+pub fn check_writable(dir: &Path) -> io::Result<()> {
+    let probe = dir.join(format!(".camera-service-write-test-{}", std::process::id()));
+    fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&probe)?;
+    fs::remove_file(&probe)
+}
+
 /// Create `dir` (and parents) so that the group may write into it: mode 2775 set explicitly, because the
 /// service's umask (0027 under the packaged unit) would otherwise strip group write. MediaMTX's recorder runs in
 /// the service's group and writes per-camera recording folders (deployment: recordings directory 2775).

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tungstenite::WebSocket;
 
-use crate::auth::Session;
+use crate::auth::{Authenticator, Identity, Session};
 use crate::rpc::dispatch::ConnFacts;
 
 /// The connection's socket, remembering whether the last read drained it.
@@ -57,9 +57,8 @@ pub struct Conn {
     /// `None` while a blocking job holds it: the connection is busy and its next frames wait.
     pub session: Option<Box<Session>>,
     pub facts: ConnFacts,
-    /// Mirror of the session's authentication for notification delivery while the session is away:
-    /// `Some(expires_at)` when authenticated.
-    pub auth: Option<Option<i64>>,
+    /// Mirror of the session's identity for notification delivery while the session is away on the job pool.
+    pub auth: Option<Identity>,
     pub opened: Instant,
     pub last_rx: Instant,
     pub ping_sent: Option<Instant>,
@@ -93,13 +92,13 @@ impl Conn {
 
     pub fn refresh_auth_mirror(&mut self) {
         if let Some(s) = &self.session {
-            self.auth = s.identity.as_ref().map(|i| i.expires_at);
+            self.auth = s.identity.clone();
         }
     }
 
-    /// Authenticated and not expired: eligible for notifications.
-    pub fn notifiable(&self, now_secs: i64) -> bool {
-        matches!(self.auth, Some(exp) if exp.is_none_or(|e| now_secs < e))
+    /// Authenticated, not expired and not revoked: eligible for notifications.
+    pub fn notifiable(&self, now_secs: i64, auth: &Authenticator) -> bool {
+        self.auth.as_ref().is_some_and(|i| i.expires_at.is_none_or(|e| now_secs < e) && auth.still_valid(i))
     }
 }
 

@@ -16,13 +16,13 @@ use tungstenite::{Message, WebSocket};
 
 use super::conn::{Conn, Phase, Slab};
 use super::handshake::{self, Route};
-use super::{Job, JobSender};
-use crate::app::App;
+use super::{Context, Job, JobSender};
 use crate::auth::{jwt, Session};
 use crate::http::server::HttpPool;
 use crate::http::{Response, MAX_HEAD_BYTES};
+use crate::process::heartbeat::Heartbeat;
 use crate::process::Shutdown;
-use crate::rpc::dispatch::{Outcome, Work};
+use crate::rpc::dispatch::Outcome;
 use crate::rpc::notify::{Notification, Subscriber};
 use crate::sys::poll::{Epoll, EventFd, Events, HANGUP, READABLE, WRITABLE};
 
@@ -38,6 +38,9 @@ const CLOSE_GRACE: Duration = Duration::from_secs(2);
 const WRITE_BATCH: usize = 16 * 1024;
 /// Initial tungstenite read buffer: small, because an idle connection should cost little (it grows when needed).
 const READ_BUFFER: usize = 1024;
+/// The loop turns at least every [`TICK`] and inline handlers are fast: silent longer than this, the worker is
+/// stuck (the systemd watchdog is then no longer fed).
+const MAX_SILENCE: Duration = Duration::from_secs(10);
 
 pub enum Msg {
     Accept(TcpStream),
@@ -68,7 +71,7 @@ impl Subscriber for WorkerHandle {
 }
 
 pub struct Worker {
-    app: Arc<App>,
+    ctx: Arc<Context>,
     epoll: Epoll,
     wake: Arc<EventFd>,
     rx: Receiver<Msg>,
@@ -79,11 +82,13 @@ pub struct Worker {
     conns: Slab,
     ws_config: WebSocketConfig,
     next_client: u64,
+    beat: Heartbeat,
 }
 
 impl Worker {
     pub fn new(
-        app: Arc<App>,
+        name: &str,
+        ctx: Arc<Context>,
         jobs: JobSender,
         http: HttpPool,
         shutdown: Shutdown,
@@ -93,16 +98,17 @@ impl Worker {
         epoll.add(wake.raw(), WAKE)?;
         let (tx, rx) = unbounded();
         let me = WorkerHandle { tx, wake: wake.clone() };
-        let s = &app.config.server;
-        let queue_bytes = app.config.notifications.websocket.max_queue_size.saturating_mul(1024);
+        let s = &ctx.config.server;
+        let queue_bytes = ctx.config.notifications.websocket.max_queue_size.saturating_mul(1024);
         let ws_config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER)
             .write_buffer_size(WRITE_BATCH)
             .max_write_buffer_size(queue_bytes.max(2 * s.max_message_size).max(2 * WRITE_BATCH))
             .max_message_size(Some(s.max_message_size))
             .max_frame_size(Some(s.max_frame_size));
+        let beat = ctx.heartbeats.register(name, MAX_SILENCE);
         let worker = Worker {
-            app,
+            ctx,
             epoll,
             wake,
             rx,
@@ -113,6 +119,7 @@ impl Worker {
             conns: Slab::default(),
             ws_config,
             next_client: 0,
+            beat,
         };
         Ok((me, worker))
     }
@@ -121,6 +128,7 @@ impl Worker {
         let mut events = Events::with_capacity(256);
         let mut next_tick = Instant::now() + TICK;
         loop {
+            self.beat.tick();
             let timeout = next_tick.saturating_duration_since(Instant::now());
             let n = self.epoll.wait(&mut events, Some(timeout))?;
             for i in 0..n {
@@ -221,7 +229,7 @@ impl Worker {
 
     fn route(&mut self, token: u64, req: crate::http::Request, rest: Vec<u8>) {
         let host = req.header("host").and_then(crate::http::host_from_header);
-        match handshake::route(req, &self.app.config.server.websocket_path) {
+        match handshake::route(req, &self.ctx.config.server.websocket_path) {
             Route::Reject(resp) => self.reject(token, resp),
             Route::Http(req) => {
                 let Some(conn) = self.conns.remove(token) else { return };
@@ -248,12 +256,12 @@ impl Worker {
         conn.phase = Phase::Open(Box::new(ws));
         conn.facts.host = host.map(Arc::from);
         conn.last_rx = Instant::now();
-        let active = self.app.metrics.active_connections.fetch_add(1, Relaxed) + 1;
+        let active = self.ctx.metrics.active_connections.fetch_add(1, Relaxed) + 1;
         conn.counted = true;
-        if active > u64::from(self.app.config.server.max_connections) {
+        if active > u64::from(self.ctx.config.server.max_connections) {
             // The Python service accepts, then closes with 1013 (api.md §1.2); existing clients are unaffected.
-            self.app.metrics.rejected_connections.fetch_add(1, Relaxed);
-            log::warn!("connection limit reached ({}): refusing a client", self.app.config.server.max_connections);
+            self.ctx.metrics.rejected_connections.fetch_add(1, Relaxed);
+            log::warn!("connection limit reached ({}): refusing a client", self.ctx.config.server.max_connections);
             return self.close_with(token, CloseCode::Again, "Connection limit reached");
         }
         log::debug!("client {} connected", conn.facts.client_id);
@@ -305,7 +313,7 @@ impl Worker {
     }
 
     fn on_text(&mut self, token: u64, text: &str) {
-        let work = Work::parse(text);
+        let work = self.ctx.dispatcher.parse(text);
         let Some(conn) = self.conns.get_mut(token) else { return };
         if work.is_blocking() {
             let session = conn.session.take().expect("not busy");
@@ -314,7 +322,7 @@ impl Worker {
             return;
         }
         let mut session = conn.session.take().expect("not busy");
-        let outcome = work.run(&self.app, &mut session, &conn.facts);
+        let outcome = self.ctx.dispatcher.run(work, &mut session, &conn.facts);
         conn.session = Some(session);
         conn.refresh_auth_mirror();
         self.deliver_outcome(token, outcome);
@@ -331,7 +339,7 @@ impl Worker {
             }
             None => {
                 for n in outcome.after {
-                    self.app.hub.publish(n);
+                    self.ctx.hub.publish(n);
                 }
             }
         }
@@ -343,7 +351,7 @@ impl Worker {
             self.write(token, Message::text(reply));
         }
         for n in outcome.after {
-            self.app.hub.publish(n);
+            self.ctx.hub.publish(n);
         }
     }
 
@@ -354,7 +362,7 @@ impl Worker {
             Ok(()) => {}
             Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
             Err(tungstenite::Error::WriteBufferFull(_)) => {
-                self.app.metrics.dropped_slow_clients.fetch_add(1, Relaxed);
+                self.ctx.metrics.dropped_slow_clients.fetch_add(1, Relaxed);
                 log::warn!("client {} cannot keep up (outbound queue full): disconnecting", conn.facts.client_id);
                 self.drop_conn(token)
             }
@@ -377,10 +385,11 @@ impl Worker {
     fn notify(&mut self, n: &Arc<Notification>) {
         let now_secs = jwt::now_secs();
         let mut frames: HashMap<Option<String>, String> = HashMap::new();
+        let auth = self.ctx.dispatcher.auth();
         let targets: Vec<u64> = self
             .conns
             .iter_mut()
-            .filter(|(_, c)| matches!(c.phase, Phase::Open(_)) && c.closing.is_none() && c.notifiable(now_secs))
+            .filter(|(_, c)| matches!(c.phase, Phase::Open(_)) && c.closing.is_none() && c.notifiable(now_secs, auth))
             .map(|(t, _)| t)
             .collect();
         for token in targets {
@@ -389,16 +398,16 @@ impl Worker {
             let frame = frames.entry(key.clone()).or_insert_with(|| n.frame(key.as_deref())).clone();
             self.write(token, Message::text(frame));
             self.flush(token);
-            self.app.metrics.notifications_sent.fetch_add(1, Relaxed);
+            self.ctx.metrics.notifications_sent.fetch_add(1, Relaxed);
         }
     }
 
     fn housekeeping(&mut self) {
         let now = Instant::now();
-        let s = &self.app.config.server;
+        let s = &self.ctx.config.server;
         let ping_interval = Duration::from_secs_f64(s.ping_interval.max(0.1));
         let ping_timeout = Duration::from_secs_f64(s.ping_timeout.max(0.1));
-        let delivery = Duration::from_secs_f64(self.app.config.notifications.websocket.delivery_timeout.max(0.1));
+        let delivery = Duration::from_secs_f64(self.ctx.config.notifications.websocket.delivery_timeout.max(0.1));
         let mut to_drop = Vec::new();
         let mut to_ping = Vec::new();
         for (token, c) in self.conns.iter_mut() {
@@ -434,7 +443,7 @@ impl Worker {
         conn.closing = Some(Instant::now() + CLOSE_GRACE);
         // A closing connection no longer holds a slot of the connection limit.
         if std::mem::take(&mut conn.counted) {
-            self.app.metrics.active_connections.fetch_sub(1, Relaxed);
+            self.ctx.metrics.active_connections.fetch_sub(1, Relaxed);
         }
         self.flush(token);
     }
@@ -460,7 +469,7 @@ impl Worker {
                 self.epoll.delete(fd);
             }
             if conn.counted {
-                self.app.metrics.active_connections.fetch_sub(1, Relaxed);
+                self.ctx.metrics.active_connections.fetch_sub(1, Relaxed);
             }
             log::debug!("client {} disconnected", conn.facts.client_id);
         }
