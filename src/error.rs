@@ -1,6 +1,6 @@
 //! The one internal error type and its single mapping to JSON-RPC wire errors.
 //!
-//! Codes and messages are part of the contract (api.md §5, decisions.md §3): clients of the Python service match
+//! Codes and messages are part of the wire contract (docs/api.md lists them): clients of the Python service match
 //! on them, so they live here, next to their doc comments, and nowhere else.
 
 use std::fmt;
@@ -120,7 +120,8 @@ impl Error {
         }
     }
 
-    /// `data` is optional; when present it is `{"reason": ...}` with string values (decisions §3).
+    /// `data` is optional; when present it is `{"reason": ...}` with string values, which is what the Python
+    /// clients read.
     /// Internal errors never carry data: their details may leak paths or internals.
     pub fn data(&self) -> Option<Value> {
         let reason = match self {

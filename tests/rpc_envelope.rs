@@ -46,7 +46,8 @@ fn objects_without_method_are_invalid_requests_not_notifications() {
     // A real notification (a string `method`, no id) is still never answered.
     c.send_text(r#"{"jsonrpc":"2.0","method":"ping"}"#);
     c.send_text(r#"{"jsonrpc":"2.0","method":"no_such_method"}"#);
-    let v: Value = serde_json::from_str(&raw_exchange(&mut c, r#"{"jsonrpc":"2.0","method":"ping","id":"after"}"#)).unwrap();
+    let v: Value =
+        serde_json::from_str(&raw_exchange(&mut c, r#"{"jsonrpc":"2.0","method":"ping","id":"after"}"#)).unwrap();
     assert_eq!(v["id"], "after", "the notifications got no reply: {v}");
 }
 
@@ -139,7 +140,10 @@ fn positional_params_and_jwt_user_ids() {
         let r = d.client().ok("authenticate", json!({"auth_token": t}));
         assert_eq!(r["authenticated"], false, "user_id {user}: {r}");
     }
-    assert_eq!(d.client().ok("authenticate", json!({"auth_token": token_with(JWT_SECRET, "viewer", 60)}))["authenticated"], true);
+    assert_eq!(
+        d.client().ok("authenticate", json!({"auth_token": token_with(JWT_SECRET, "viewer", 60)}))["authenticated"],
+        true
+    );
 }
 
 /// Rewrite the keys file with `change` applied to its records, and make sure its mtime moves.
@@ -184,7 +188,10 @@ fn a_revoked_api_key_ends_sessions_already_open() {
             .wait_notification("recording_status_update", Duration::from_secs(15), |p| p["status"] == "STOPPED")
             .expect("recording ends");
         // The same connection may authenticate again with a valid credential.
-        assert_eq!(c.ok("authenticate", json!({"auth_token": crate::support::token("viewer", 60)}))["authenticated"], true);
+        assert_eq!(
+            c.ok("authenticate", json!({"auth_token": crate::support::token("viewer", 60)}))["authenticated"],
+            true
+        );
         assert_eq!(c.ok("ping", Value::Null), "pong");
     }
 }

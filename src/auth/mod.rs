@@ -1,5 +1,5 @@
-//! Authentication and authorization: JWT, API keys, roles, per-connection sessions, rate limits (api.md §2,
-//! decisions §4).
+//! Authentication and authorization: JWT, API keys, roles, per-connection sessions, rate limits. Sessions belong
+//! to one connection; see docs/design.md ("Compatibility choices").
 
 pub mod apikeys;
 pub mod jwt;
@@ -33,7 +33,7 @@ pub struct Identity {
     pub key_id: Option<Arc<str>>,
 }
 
-/// Failure texts of `authenticate` (api.md §2.5).
+/// Failure texts of `authenticate`, as the Python service words them (clients show them to users).
 pub const JWT_FAILED: &str = "Invalid or expired JWT token";
 pub const API_KEY_FAILED: &str = "Invalid or expired API key";
 pub const UNKNOWN_TYPE_FAILED: &str = "Invalid authentication token";
@@ -51,7 +51,7 @@ struct Inner {
 }
 
 impl Authenticator {
-    /// Build from configuration: resolves the JWT secret (decisions §2) and opens the API key store.
+    /// Build from configuration: resolves the JWT secret (see `resolve_secret`) and opens the API key store.
     pub fn from_config(config: &Config) -> Result<Authenticator, String> {
         let secret = resolve_secret(config)?;
         Ok(Authenticator::new(

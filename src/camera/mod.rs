@@ -1,4 +1,4 @@
-//! Cameras: V4L2 discovery, hot-plug, virtual cameras, camera methods (issue 5).
+//! Cameras: V4L2 discovery, hot-plug, virtual cameras, camera methods.
 //!
 //! [`Cameras::new`] creates the channels and the handle; [`CameraThreads::spawn`] then starts, through the supervisor:
 //! - `camera-discovery` owns the registry ([`registry`]): examines nodes, runs the state machine, publishes.

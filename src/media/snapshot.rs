@@ -85,7 +85,8 @@ pub fn qscale(quality: u8) -> u8 {
     q.round().clamp(2.0, 31.0) as u8
 }
 
-/// A client-chosen name must be a bare file name (D19); the extension is made to match the format.
+/// A client-chosen name must be a bare file name (never a path that escapes the snapshots directory); the extension
+/// is made to match the format.
 pub fn normalise_name(name: &str, format: ImageFormat) -> Result<String> {
     let bad = name.is_empty()
         || name.len() > 200

@@ -1,4 +1,4 @@
-//! MediaMTX integration (issue 6): our paths in MediaMTX follow the cameras, a health monitor with a circuit
+//! MediaMTX integration: our paths in MediaMTX follow the cameras, a health monitor with a circuit
 //! breaker watches the API, and request handlers read cached state without waiting on MediaMTX.
 //!
 //! Threads: `mediamtx-control` owns the path table (camera events, ensure/record commands, a ~2 s poll of the
@@ -248,7 +248,7 @@ impl MediaMtx {
         }
     }
 
-    /// `get_streams` items (api.md §3.6): the runtime path list, from the cache when fresh, else one bounded call;
+    /// `get_streams` items: the runtime path list, from the cache when fresh, else one bounded call;
     /// any MediaMTX failure gives an empty list.
     pub fn streams(&self) -> Vec<Value> {
         let Some(shared) = self.inner.as_ref() else {

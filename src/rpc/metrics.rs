@@ -1,4 +1,5 @@
-//! Request statistics with fixed memory (Python's lists grew without bound, D13) and process figures from /proc.
+//! Request statistics with fixed memory (the Python service kept every latency in a list that grew without bound)
+//! and process figures from /proc.
 
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
