@@ -97,7 +97,7 @@ fn batches_are_bounded_in_count_and_reply_size() {
     let replies = v.as_array().unwrap();
     assert_eq!(replies.len(), 60);
     let answered = replies.iter().take_while(|r| r.get("result").is_some()).count();
-    assert!(answered >= 1 && answered < 60, "answered {answered}");
+    assert!((1..60).contains(&answered), "answered {answered}");
     for r in &replies[answered..] {
         assert_eq!(error_of(r).0, -32600, "{r}");
         assert!(r["error"]["data"]["reason"].as_str().unwrap().contains("16384"), "{r}");

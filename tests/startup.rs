@@ -24,21 +24,24 @@ fn config(dir: &Path, port: u16, health_port: u16, state: &Path, recordings: &Pa
     )
 }
 
-/// Run the daemon to its exit (bounded); returns (exit code, stderr).
-fn run_to_exit(dir: &Path, yaml: &str) -> (Option<i32>, String) {
+/// The daemon on `yaml` (written to `dir/config.yaml`), with the test secret and a key file in `dir`.
+fn daemon_command(dir: &Path, yaml: &str) -> Command {
     let path = dir.join("config.yaml");
     std::fs::write(&path, yaml).unwrap();
-    let mut child = Command::new(bin())
-        .arg("--config")
+    let mut cmd = Command::new(bin());
+    cmd.arg("--config")
         .arg(&path)
         .env("CAMERA_SERVICE_JWT_SECRET", JWT_SECRET)
         .env("CAMERA_SERVICE_API_KEYS_PATH", dir.join("keys.json"))
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stdout(Stdio::null());
+    cmd
+}
+
+/// Run the daemon to its exit (bounded); returns (exit code, stderr).
+fn run_to_exit(dir: &Path, yaml: &str) -> (Option<i32>, String) {
+    let mut child = daemon_command(dir, yaml).stderr(Stdio::piped()).spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -109,19 +112,11 @@ fn ready_then_watchdog_pings_under_systemd() {
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     let yaml = config(t.path(), free_port(), free_port(), &t.path().join("state"), &t.path().join("rec"));
-    let path = t.path().join("config.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let mut child = Command::new(bin())
-        .arg("--config")
-        .arg(&path)
-        .env("CAMERA_SERVICE_JWT_SECRET", JWT_SECRET)
-        .env("CAMERA_SERVICE_API_KEYS_PATH", t.path().join("keys.json"))
+    let mut child = daemon_command(t.path(), &yaml)
         .env("NOTIFY_SOCKET", &socket_path)
         // One ping per half period: 400 ms.
         .env("WATCHDOG_USEC", "800000")
         .env_remove("WATCHDOG_PID")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

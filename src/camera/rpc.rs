@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::model::Camera;
@@ -14,7 +13,7 @@ use super::wire::{self, Metrics, RecordingFields};
 use super::{CameraStatus, Cameras};
 use crate::config::Config;
 use crate::error::Result;
-use crate::rpc::params::{NoParams, NonEmpty};
+use crate::rpc::params::{DeviceParams, NoParams};
 use crate::rpc::{method, Call, Method};
 
 /// What camera listings show about a running recording.
@@ -51,11 +50,6 @@ pub static METHODS: &[Method<CameraMethods>] = &[
     method!("get_camera_status", Viewer, Inline, get_camera_status),
     method!("get_camera_capabilities", Viewer, Inline, get_camera_capabilities),
 ];
-
-#[derive(Deserialize)]
-struct DeviceParams {
-    device: NonEmpty,
-}
 
 fn recording_of(m: &CameraMethods, cam: &Camera) -> RecordingFields {
     match m.recordings.recording_of(&cam.device) {

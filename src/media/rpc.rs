@@ -2,13 +2,12 @@
 //! `get_recording_status`.
 #![forbid(unsafe_code)]
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use super::{Media, SnapshotParams, StartParams};
 use crate::error::Result;
 use crate::rpc::notify::Notification;
-use crate::rpc::params::NonEmpty;
+use crate::rpc::params::DeviceParams;
 use crate::rpc::{method, Call, Method};
 
 pub static METHODS: &[Method<Media>] = &[
@@ -17,11 +16,6 @@ pub static METHODS: &[Method<Media>] = &[
     method!("stop_recording", Operator, Blocking, stop_recording),
     method!("get_recording_status", Viewer, Blocking, get_recording_status),
 ];
-
-#[derive(Deserialize)]
-struct DeviceParams {
-    device: NonEmpty,
-}
 
 fn take_snapshot(media: &Media, p: SnapshotParams, _: &Call) -> Result<Value> {
     media.take_snapshot(p)

@@ -34,6 +34,12 @@ impl<'de> Deserialize<'de> for NoParams {
     }
 }
 
+/// `{"device": "<camera id>"}`, the params of every method about one camera.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeviceParams {
+    pub device: NonEmpty,
+}
+
 /// A string that is not empty or blank (`<key> must not be empty`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NonEmpty(pub String);
