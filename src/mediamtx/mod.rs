@@ -344,7 +344,7 @@ fn metrics(p: &RuntimePath) -> PathMetrics {
 /// A uniform random number in [0, 1) (backoff jitter).
 fn random_unit() -> f64 {
     let mut b = [0u8; 8];
-    crate::util::ids::random_bytes(&mut b);
+    crate::util::ids::nonsecret_bytes(&mut b);
     (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 
