@@ -319,7 +319,8 @@ fn python_environment_names() {
         ],
     )
     .config();
-    assert_eq!(at(&out, "security.jwt.secret_key"), &Value::from("from-env-secret"));
+    // Set (by the environment, which wins: see secrets.rs), and never printed.
+    assert_eq!(at(&out, "security.jwt.secret_key"), &Value::from("<redacted>"));
     assert_eq!(at(&out, "security.api_keys.storage_file"), &Value::from("/tmp/keys.json"));
     assert_eq!(at(&out, "security.rate_limiting.requests_per_minute"), &Value::from(30u64));
     assert_eq!(at(&out, "logging.output_format"), &Value::from("json"));

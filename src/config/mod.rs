@@ -6,6 +6,7 @@
 
 pub mod load;
 pub mod schema;
+pub mod secret;
 pub mod validate;
 
 use std::collections::BTreeSet;
@@ -14,6 +15,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 pub use load::{load, ConfigError, LoadOptions, Loaded};
+pub use secret::{Secret, REDACTED};
 
 /// The complete effective configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -77,6 +79,14 @@ impl Config {
         } else {
             self.recording.rotation_minutes * 60
         }
+    }
+
+    /// The effective configuration as YAML with every secret redacted: the JWT secret, and the password of any
+    /// URL (`--check-config` prints this).
+    pub fn to_redacted_yaml(&self) -> Result<String, serde_norway::Error> {
+        let mut tree = serde_norway::to_value(self)?;
+        secret::redact_urls(&mut tree);
+        serde_norway::to_string(&tree)
     }
 }
 
@@ -709,7 +719,8 @@ pub struct SecurityConfig {
 #[serde(default)]
 pub struct JwtConfig {
     /// Overridden by `CAMERA_SERVICE_JWT_SECRET`; unset = `<state_dir>/jwt_secret` (generated on first start).
-    pub secret_key: Option<String>,
+    /// Printed and logged only as `<redacted>`.
+    pub secret_key: Option<Secret>,
     pub expiry_hours: u64,
     pub algorithm: String,
 }

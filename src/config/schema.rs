@@ -231,8 +231,9 @@ pub fn normalize(kind: &Kind, path: &str, v: &Value, w: &mut Walk) -> Option<Val
 fn walk_fields(fields: &[(String, Kind)], path: &str, m: &Mapping, w: &mut Walk) -> Mapping {
     let mut out = Mapping::new();
     for (k, v) in m {
+        // A key with a line break would split its error or warning over two lines: quote such keys.
         let name = match k {
-            Value::String(s) => s.clone(),
+            Value::String(s) if !s.chars().any(char::is_control) => s.clone(),
             other => describe(other),
         };
         let key = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };

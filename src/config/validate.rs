@@ -294,6 +294,11 @@ fn rest(c: &mut Checker) {
         |v| v.as_str() != Some(PYTHON_DEFAULT_SECRET),
         |_| "the Python built-in default secret is not allowed; set a real secret or remove the key".into(),
     );
+    c.check(
+        "security.jwt.secret_key",
+        |v| v.as_str() != Some(super::secret::REDACTED),
+        |_| "\"<redacted>\" is what --check-config prints in place of the secret; set the real secret".into(),
+    );
     c.at_least("security.jwt.expiry_hours", 1);
     c.one_of("security.jwt.algorithm", &["HS256"]);
     c.non_empty("security.api_keys.storage_file");

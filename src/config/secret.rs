@@ -1,0 +1,103 @@
+//! Secrets in the configuration stay secret: `--check-config`, `Debug` output and log lines show [`REDACTED`]
+//! instead of the JWT secret, and a URL's password is replaced the same way wherever a URL is printed.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::{Deserialize, Serialize, Serializer};
+use serde_norway::Value;
+
+/// What is printed in place of a secret.
+pub const REDACTED: &str = "<redacted>";
+
+/// A configured secret (`security.jwt.secret_key`). Its `Debug` and `Serialize` forms are [`REDACTED`]; the value is
+/// reachable only through [`Secret::expose`], so a config dump or a `{:?}` in a log line cannot leak it.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself, for the one place that uses it (signing and verifying tokens).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(REDACTED)
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(REDACTED)
+    }
+}
+
+/// `scheme://user:password@host/...` → `scheme://user:<redacted>@host/...`; anything else unchanged. Stream and
+/// camera URLs (RTSP, HTTP) carry credentials this way.
+pub fn redact_url(text: &str) -> Cow<'_, str> {
+    let Some(scheme_end) = text.find("://") else { return Cow::Borrowed(text) };
+    let authority_start = scheme_end + 3;
+    let rest = &text[authority_start..];
+    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let authority = &rest[..authority_len];
+    // The last '@' ends the user information (a password may itself contain '@' when not percent-encoded).
+    let Some(at) = authority.rfind('@') else { return Cow::Borrowed(text) };
+    let Some(colon) = authority[..at].find(':') else { return Cow::Borrowed(text) };
+    let password = authority_start + colon + 1..authority_start + at;
+    if password.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(format!("{}{REDACTED}{}", &text[..password.start], &text[password.end..]))
+}
+
+/// Redacts the password of every URL string in a configuration tree (the `--check-config` dump).
+pub fn redact_urls(v: &mut Value) {
+    match v {
+        Value::String(s) => {
+            if let Cow::Owned(r) = redact_url(s) {
+                *s = r;
+            }
+        }
+        Value::Sequence(items) => items.iter_mut().for_each(redact_urls),
+        Value::Mapping(m) => m.values_mut().for_each(redact_urls),
+        Value::Tagged(t) => redact_urls(&mut t.value),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("hunter2-hunter2");
+        assert_eq!(format!("{s:?}"), REDACTED);
+        assert_eq!(serde_norway::to_string(&s).unwrap().trim(), REDACTED);
+        assert_eq!(s.expose(), "hunter2-hunter2");
+        let back: Secret = serde_norway::from_str("hunter2-hunter2").unwrap();
+        assert_eq!(back, s);
+    }
+
+    #[test]
+    fn url_passwords_are_redacted() {
+        assert_eq!(
+            redact_url("rtsp://admin:pa55@10.0.0.2:554/stream1"),
+            "rtsp://admin:<redacted>@10.0.0.2:554/stream1"
+        );
+        assert_eq!(redact_url("rtsp://u:p@ss@cam/x?y=a@b"), "rtsp://u:<redacted>@cam/x?y=a@b");
+        for plain in ["rtsp://cam:554/x", "http://user@host/", "rtsp://u:@h/", "not a url", "a://", "mailto:a@b"] {
+            assert_eq!(redact_url(plain), plain);
+        }
+        let mut tree: Value = serde_norway::from_str("cams: [{url: 'rtsp://a:b@h/'}]\nother: 'x:y@z'\n").unwrap();
+        redact_urls(&mut tree);
+        assert_eq!(serde_norway::to_string(&tree).unwrap(), "cams:\n- url: rtsp://a:<redacted>@h/\nother: x:y@z\n");
+    }
+}
