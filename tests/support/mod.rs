@@ -70,12 +70,16 @@ pub fn token_with(secret: &str, role: &str, ttl_secs: i64) -> String {
     .unwrap()
 }
 
+/// Prepares the daemon's directory (`recordings`, `snapshots`, `state`, ... exist) before the daemon starts.
+pub type BeforeStart = Box<dyn FnOnce(&Path)>;
+
 /// How to start a daemon. `yaml` is appended to a base config that sets ports, data dirs and disables MediaMTX.
 #[derive(Default)]
 pub struct DaemonBuilder {
     pub yaml: String,
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
+    pub before_start: Option<BeforeStart>,
 }
 
 impl DaemonBuilder {
@@ -90,6 +94,11 @@ impl DaemonBuilder {
     }
     pub fn arg(mut self, a: &str) -> Self {
         self.args.push(a.into());
+        self
+    }
+    /// Runs `f` on the daemon's directory before the daemon starts (files it must find at start-up).
+    pub fn before_start(mut self, f: impl FnOnce(&Path) + 'static) -> Self {
+        self.before_start = Some(Box::new(f));
         self
     }
     pub fn start(self) -> Daemon {
@@ -116,7 +125,7 @@ impl Daemon {
         DaemonBuilder::default().start()
     }
 
-    fn start_with(b: DaemonBuilder) -> Daemon {
+    fn start_with(mut b: DaemonBuilder) -> Daemon {
         let dir = TempDir::new("daemon");
         let port = free_port();
         let health_port = free_port();
@@ -137,6 +146,9 @@ impl Daemon {
             snap = d.join("snapshots").display(),
             dev = d.join("dev").display(),
         );
+        if let Some(f) = b.before_start.take() {
+            f(d);
+        }
         let config_path = d.join("config.yaml");
         std::fs::write(&config_path, merge_yaml(&base, &b.yaml)).unwrap();
         let stderr_path = d.join("stderr.log");
@@ -144,7 +156,9 @@ impl Daemon {
         cmd.arg("--config").arg(&config_path).args(&b.args);
         cmd.env("CAMERA_SERVICE_JWT_SECRET", JWT_SECRET)
             .env("CAMERA_SERVICE_API_KEYS_PATH", d.join("keys/api_keys.json"))
-            .env_remove("RUST_LOG");
+            .env_remove("RUST_LOG")
+            // The fuzz-test budget is for the test process, not for the daemon (which would warn about it).
+            .env_remove("CAMERA_SERVICE_FUZZ_CASES");
         for (k, v) in &b.env {
             cmd.env(k, v);
         }
