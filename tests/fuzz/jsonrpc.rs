@@ -11,37 +11,10 @@ use serde_json::{json, Value};
 use tungstenite::Message;
 
 use super::{cases, runner};
+use crate::docs::DOCUMENTED_METHODS;
 use crate::support::{token, Client, Daemon};
 
-/// The methods of the API (including `authenticate`); unknown names are generated too.
-const METHODS: &[&str] = &[
-    "authenticate",
-    "ping",
-    "get_camera_list",
-    "get_camera_status",
-    "get_camera_capabilities",
-    "take_snapshot",
-    "start_recording",
-    "stop_recording",
-    "get_recording_status",
-    "list_recordings",
-    "list_snapshots",
-    "get_recording_info",
-    "get_snapshot_info",
-    "delete_recording",
-    "delete_snapshot",
-    "get_storage_info",
-    "get_storage_threshold",
-    "set_storage_threshold",
-    "set_retention_policy",
-    "cleanup_old_files",
-    "get_download_url",
-    "get_metrics",
-    "get_status",
-    "get_server_info",
-    "get_streams",
-];
-
+/// The param names the methods read (the envelope generator also sends methods from the documented contract).
 const PARAMS: &[&str] = &[
     "device",
     "filename",
@@ -121,7 +94,7 @@ fn id() -> impl Strategy<Value = String> {
 /// One request object as text: any subset of the members, in any order, with right and wrong types.
 fn envelope() -> impl Strategy<Value = String> {
     let method = prop_oneof![
-        6 => proptest::sample::select(METHODS).prop_map(|m| format!("\"{m}\"")),
+        6 => proptest::sample::select(&DOCUMENTED_METHODS[..]).prop_map(|m| format!("\"{m}\"")),
         1 => "[a-z_]{0,12}".prop_map(|m| format!("\"{m}\"")),
         1 => json_value().prop_map(|v| v.to_string()),
     ];
