@@ -108,6 +108,10 @@ fn other_value(key: &str, default: &Value) -> Option<(Value, String, Value)> {
         "snapshots.format" => return s("png"),
         "server.websocket_path" => return s("/api/ws"),
         "mediamtx.run_on_demand_start_timeout" | "mediamtx.run_on_demand_close_after" => return s("1m30s"),
+        // Set, but printed only as <redacted> (secrets.rs checks that it is the secret that signs tokens).
+        "security.jwt.secret_key" => {
+            return Some((Value::from("changed-secret"), "changed-secret".into(), Value::from("<redacted>")))
+        }
         // HS256 is the only algorithm accepted; set it explicitly anyway.
         "security.jwt.algorithm" => return s("HS256"),
         "health_port" => return Some((Value::from(8100u64), "8100".into(), Value::from(8100u64))),
