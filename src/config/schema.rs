@@ -231,9 +231,11 @@ pub fn normalize(kind: &Kind, path: &str, v: &Value, w: &mut Walk) -> Option<Val
 fn walk_fields(fields: &[(String, Kind)], path: &str, m: &Mapping, w: &mut Walk) -> Mapping {
     let mut out = Mapping::new();
     for (k, v) in m {
-        // A key with a line break would split its error or warning over two lines: quote such keys.
+        // Only plain names go out bare: an empty key, or one with a dot, a space or a line break, would make the
+        // `key: reason` line ambiguous or split it, so such keys are quoted.
+        let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
         let name = match k {
-            Value::String(s) if !s.chars().any(char::is_control) => s.clone(),
+            Value::String(s) if plain(s) => s.clone(),
             other => describe(other),
         };
         let key = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };

@@ -108,7 +108,9 @@ fn names_its_subject(line: &str, file: &str, input: &str) -> bool {
     let Some((subject, reason)) = line.split_once(": ") else { return false };
     let first = subject.split(['.', '[']).next().unwrap_or("");
     let sections = env_keys().iter().map(|(k, _)| k.split('.').next().unwrap_or("")).any(|s| s == first);
-    let described = first == "a list" || first == "a mapping" || first.starts_with("a value tagged");
+    // Keys that are not plain names: quoted strings, or other YAML scalars and collections described.
+    let scalar = ["null", "true", "false"].contains(&first) || first.parse::<f64>().is_ok();
+    let described = first.starts_with('"') || scalar || first.starts_with("a ");
     !first.is_empty() && (sections || described || input.contains(first)) && !reason.trim().is_empty()
 }
 
