@@ -79,7 +79,7 @@ fn daemon_logs_never_contain_credentials() {
     c.call("list_recordings", json!({"auth_token": jwt}));
     let (status, _, _) = crate::support::http_get(d.port, "/files/recordings/none.mp4", &[("X-API-Key", &key)]);
     assert_eq!(status, 404);
-    let log = d.stderr();
+    let log = crate::outside_input::log_once(&d, |log| log.contains("authenticated"));
     assert!(log.contains("authenticated"), "the log is at DEBUG and saw the logins: {log}");
     for secret in [JWT_SECRET, key.as_str(), jwt.as_str(), forged.as_str()] {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");

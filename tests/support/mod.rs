@@ -80,6 +80,8 @@ pub struct DaemonBuilder {
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
     pub before_start: Option<BeforeStart>,
+    /// Start the daemon under `ulimit -n <n>` (soft and hard), so it cannot raise its descriptor limit.
+    pub fd_limit: Option<u32>,
 }
 
 impl DaemonBuilder {
@@ -99,6 +101,10 @@ impl DaemonBuilder {
     /// Runs `f` on the daemon's directory before the daemon starts (files it must find at start-up).
     pub fn before_start(mut self, f: impl FnOnce(&Path) + 'static) -> Self {
         self.before_start = Some(Box::new(f));
+        self
+    }
+    pub fn fd_limit(mut self, n: u32) -> Self {
+        self.fd_limit = Some(n);
         self
     }
     pub fn start(self) -> Daemon {
@@ -152,7 +158,15 @@ impl Daemon {
         let config_path = d.join("config.yaml");
         std::fs::write(&config_path, merge_yaml(&base, &b.yaml)).unwrap();
         let stderr_path = d.join("stderr.log");
-        let mut cmd = Command::new(bin());
+        let mut cmd = match b.fd_limit {
+            // `exec` keeps the pid: `child` is the daemon itself.
+            Some(n) => {
+                let mut sh = Command::new("sh");
+                sh.arg("-c").arg(format!("ulimit -n {n} && exec \"$0\" \"$@\"")).arg(bin());
+                sh
+            }
+            None => Command::new(bin()),
+        };
         cmd.arg("--config").arg(&config_path).args(&b.args);
         cmd.env("CAMERA_SERVICE_JWT_SECRET", JWT_SECRET)
             .env("CAMERA_SERVICE_API_KEYS_PATH", d.join("keys/api_keys.json"))
