@@ -12,5 +12,7 @@ mod fuzz;
 mod media;
 mod mediamtx;
 mod outside_input;
+mod real_mediamtx;
+mod real_vs_fake;
 mod secrets;
 mod server;
