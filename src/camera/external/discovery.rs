@@ -137,8 +137,10 @@ pub fn scan(plan: &ScanPlan, limit: Duration) -> Report {
     Report { started_at, duration: started.elapsed(), targets: targets.len(), found, errors }
 }
 
-/// One host and port: OPTIONS once, then DESCRIBE of each candidate path on the same connection (reconnecting if
-/// the server closes it). Stops at the first sign that nothing RTSP is there, or that it wants credentials.
+/// One host and port: OPTIONS once, then DESCRIBE of each candidate path on the same connection (a path whose
+/// connection the server closed is tried once more on a new one). Stops at the first sign that nothing RTSP is
+/// there, or that the server wants credentials (then it is reported once, as `rtsp://host:port/`: which of the
+/// candidate paths exist cannot be known without them).
 fn probe_target((ip, port): (IpAddr, u16), plan: &ScanPlan) -> Vec<Found> {
     let host = ip.to_string();
     let authority = if ip.is_ipv6() { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
@@ -155,39 +157,35 @@ fn probe_target((ip, port): (IpAddr, u16), plan: &ScanPlan) -> Vec<Found> {
     let mut greeted = false;
     for path in &plan.paths {
         let uri = format!("rtsp://{authority}/{path}");
-        let deadline = Instant::now() + plan.timeout;
-        let mut s = match session.take() {
-            Some(mut s) => {
-                s.set_deadline(deadline);
-                s
-            }
-            None => match Session::connect(&host, port, deadline) {
-                Ok(s) => s,
-                Err(_) => return out,
-            },
-        };
-        if !greeted {
-            match s.request("OPTIONS", &uri) {
-                Ok(r) if matches!(r.status, 401 | 403) => {
-                    out.push(found("", FoundStatus::AuthRequired, None));
-                    return out;
+        for attempt in 0..2 {
+            let deadline = Instant::now() + plan.timeout;
+            let reused = session.is_some();
+            let mut s = match session.take() {
+                Some(mut s) => {
+                    s.set_deadline(deadline);
+                    s
                 }
-                Ok(_) => greeted = true,
+                None => match Session::connect(&host, port, deadline) {
+                    Ok(s) => s,
+                    Err(_) => return out,
+                },
+            };
+            if !greeted {
+                match s.request("OPTIONS", &uri) {
+                    Ok(r) if matches!(r.status, 401 | 403) => return vec![found("", FoundStatus::AuthRequired, None)],
+                    Ok(_) => greeted = true,
+                    Err(_) => return out,
+                }
+            }
+            match describe_on(&mut s, &uri) {
+                Ok(Described::Stream(info)) => out.push(found(path, FoundStatus::Available, Some(info))),
+                Ok(Described::Unauthorized) => return vec![found("", FoundStatus::AuthRequired, None)],
+                Ok(Described::NoVideo | Described::Status(..)) => {}
+                Err(Failure::Closed) if reused && attempt == 0 => continue,
                 Err(_) => return out,
             }
-        }
-        match describe_on(&mut s, &uri) {
-            Ok(Described::Stream(info)) => {
-                out.push(found(path, FoundStatus::Available, Some(info)));
-                session = Some(s);
-            }
-            Ok(Described::Unauthorized) => {
-                out.push(found(path, FoundStatus::AuthRequired, None));
-                return out;
-            }
-            Ok(Described::NoVideo | Described::Status(..)) => session = Some(s),
-            Err(Failure::Closed) => {} // reconnect for the next path
-            Err(_) => return out,
+            session = Some(s);
+            break;
         }
     }
     out

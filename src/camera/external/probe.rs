@@ -89,7 +89,7 @@ pub fn ffprobe_info(url: &SourceUrl, transport: Transport, timeout: Duration) ->
     let micros = timeout.as_micros().max(1).to_string();
     let mut cmd = Command::new("ffprobe");
     cmd.args(["-v", "error", "-rtsp_transport", transport.as_option().unwrap_or("tcp"), "-timeout", &micros]);
-    cmd.args(["-select_streams", "v:0", "-show_entries", "stream=codec_name,width,height,avg_frame_rate"]);
+    cmd.args(["-select_streams", "v:0", "-show_entries", "stream=codec_name,width,height,avg_frame_rate,r_frame_rate"]);
     cmd.args(["-of", "json", "-i", url.expose()]);
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     crate::sys::process::die_with_parent(&mut cmd);
@@ -126,11 +126,13 @@ fn parse_ffprobe(json: &str) -> Option<StreamInfo> {
     let v: Value = serde_json::from_str(json).ok()?;
     let s = v.get("streams")?.get(0)?;
     let dim = |k: &str| s.get(k).and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok()).filter(|n| *n > 0);
-    let fps = s.get("avg_frame_rate").and_then(Value::as_str).and_then(|r| {
-        let (n, d) = r.split_once('/')?;
+    // RTSP streams often report no average rate ("0/0"); the base rate is then the best estimate.
+    let rate = |k: &str| {
+        let (n, d) = s.get(k)?.as_str()?.split_once('/')?;
         let (n, d) = (n.parse::<f64>().ok()?, d.parse::<f64>().ok()?);
-        (d > 0.0 && n > 0.0).then(|| (n / d * 1000.0).round() / 1000.0)
-    });
+        (d > 0.0 && n > 0.0 && n / d <= 1000.0).then(|| (n / d * 1000.0).round() / 1000.0)
+    };
+    let fps = rate("avg_frame_rate").or_else(|| rate("r_frame_rate"));
     let codec = s.get("codec_name").and_then(Value::as_str).map(|c| match c {
         "h264" => "H264".to_string(),
         "hevc" => "H265".to_string(),
@@ -158,6 +160,8 @@ mod tests {
         );
         let none = parse_ffprobe(r#"{"streams": [{"codec_name": "h264", "avg_frame_rate": "0/0"}]}"#).unwrap();
         assert_eq!((none.width, none.fps), (None, None));
+        let base = r#"{"streams": [{"avg_frame_rate": "0/0", "r_frame_rate": "10/1", "width": 8, "height": 6}]}"#;
+        assert_eq!(parse_ffprobe(base).unwrap().fps, Some(10.0));
         assert!(parse_ffprobe(r#"{"streams": []}"#).is_none());
         assert!(parse_ffprobe("garbage").is_none());
     }
