@@ -167,12 +167,13 @@ impl SourceUrl {
 }
 
 /// `user[:password]`, each percent-decoded; characters that would make the URL ambiguous must be encoded.
+/// Errors never quote the URL: a malformed one may hold a password in any of its parts.
 fn parse_userinfo(u: &str) -> Result<(Option<String>, Option<String>), String> {
     let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~!$&'()*+,;=:%".contains(c);
-    if let Some(c) = u.chars().find(|c| !allowed(*c)) {
-        return Err(format!(
-            "user name and password may not contain {c:?} unencoded; percent-encode it (e.g. '@' as %40, '/' as %2F)"
-        ));
+    if !u.chars().all(allowed) {
+        return Err("the user name or password holds a character that must be percent-encoded \
+                    (e.g. '@' as %40, '/' as %2F, '\"' as %22)"
+            .into());
     }
     let decode = |part: &str| -> Result<String, String> {
         check_percent(part)?;
@@ -202,7 +203,7 @@ fn check_percent(s: &str) -> Result<(), String> {
 fn parse_hostport(hp: &str) -> Result<(String, u16), String> {
     let (host, port) = if let Some(rest) = hp.strip_prefix('[') {
         let (v6, after) = rest.split_once(']').ok_or("unterminated IPv6 address")?;
-        v6.parse::<std::net::Ipv6Addr>().map_err(|_| format!("{v6:?} is not an IPv6 address"))?;
+        v6.parse::<std::net::Ipv6Addr>().map_err(|_| "the host in brackets is not an IPv6 address")?;
         match after {
             "" => (v6, None),
             p => (v6, Some(p.strip_prefix(':').ok_or("expected ':' and a port after the IPv6 address")?)),
@@ -217,13 +218,15 @@ fn parse_hostport(hp: &str) -> Result<(String, u16), String> {
         return Err("has no host".into());
     }
     if !hp.starts_with('[') && !host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')) {
-        return Err(format!("{host:?} is not a valid host name"));
+        return Err(
+            "the host is not a valid host name (an unencoded '/' in a password ends the host part early)".into()
+        );
     }
     let port = match port {
         None | Some("") => DEFAULT_RTSP_PORT,
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n > 0 && p.len() <= 5 => n,
-            _ => return Err(format!("port {p:?} is not in 1..65535")),
+            _ => return Err("the port is not a number in 1..65535".into()),
         },
     };
     Ok((host.to_string(), port))
@@ -298,11 +301,16 @@ mod tests {
             ("rtsp://ca m/x", "spaces"),
             ("rtsp://[::1/x", "IPv6"),
             ("rtsp://[zz]/x", "IPv6"),
-            ("rtsp://a\"b@cam/x", "percent-encode"),
+            ("rtsp://a\"b@cam/x", "percent-encoded"),
             ("rtsp://cam!/x", "host name"),
         ] {
             let e = SourceUrl::parse(bad).unwrap_err();
             assert!(e.contains(why), "{bad}: {e}");
+        }
+        // No error quotes the URL: with an unencoded '/', "pw" reads as the port and "c" starts the path.
+        for leaky in ["rtsp://user:pw/c@cam/x", "rtsp://user:p\"w@cam/x", "rtsp://pw!x@[zz]/x", "rtsp://u:pw@ho$t/"] {
+            let e = SourceUrl::parse(leaky).unwrap_err();
+            assert!(!e.contains("pw") && !e.contains("zz") && !e.contains("ho$t"), "{leaky}: {e}");
         }
         assert!(SourceUrl::parse(&format!("rtsp://cam/{}", "a".repeat(MAX_URL_LEN))).is_err());
     }
