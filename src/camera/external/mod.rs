@@ -213,6 +213,7 @@ pub fn start(
         list,
         discovered,
         enabled: config.external_discovery.enabled,
+        // Longer than the monitor's own bound on answering an `add`.
         reply_timeout: probe * 2 + Duration::from_secs(5),
     };
     Ok((handle, ready_rx))

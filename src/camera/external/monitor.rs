@@ -68,8 +68,8 @@ struct Source {
     failures: u32,
     next_check: Instant,
     checking: bool,
-    /// `add` waits for the first check so its caller sees the real status.
-    pending_add: Option<Sender<Result<ExternalStream>>>,
+    /// `add` waits for the first check so its caller sees the real status, but no longer than this.
+    pending_add: Option<(Sender<Result<ExternalStream>>, Instant)>,
 }
 
 pub struct Monitor {
@@ -138,6 +138,7 @@ impl Monitor {
         self.publish_list();
         loop {
             self.start_due_checks(Instant::now());
+            self.answer_overdue_adds(Instant::now());
             let wake = self.next_wake();
             crossbeam_channel::select! {
                 recv(rx) -> m => match m {
@@ -207,7 +208,8 @@ impl Monitor {
         stored.push(stored_form(&source));
         self.store.save(&stored).map_err(|e| Error::internal(format!("cannot save external streams: {e}")))?;
         log::info!("external camera {} added: {}", source.name, source.url);
-        source.pending_add = Some(reply);
+        // A check is bounded by the timeout (twice with ffprobe); a name lookup that hangs is not.
+        source.pending_add = Some((reply, Instant::now() + self.timeout * 2 + Duration::from_secs(1)));
         self.sources.push(source);
         self.publish_list();
         Ok(())
@@ -231,7 +233,7 @@ impl Monitor {
         self.store.save(&stored).map_err(|e| Error::internal(format!("cannot save external streams: {e}")))?;
         let source = self.sources.remove(i);
         log::info!("external camera {} removed ({})", source.name, source.url);
-        if let Some(waiting) = &source.pending_add {
+        if let Some((waiting, _)) = &source.pending_add {
             let _ = waiting.send(Ok(view(&source)));
         }
         (self.publish)(Change::Remove(source.name.clone()));
@@ -272,12 +274,23 @@ impl Monitor {
         }
     }
 
+    /// An `add` whose first check overruns is answered with what is known (not yet checked).
+    fn answer_overdue_adds(&mut self, now: Instant) {
+        for s in self.sources.iter_mut().filter(|s| s.pending_add.as_ref().is_some_and(|(_, until)| now >= *until)) {
+            if let Some((w, _)) = s.pending_add.take() {
+                let _ = w.send(Ok(view(s)));
+            }
+        }
+    }
+
     fn next_wake(&self) -> Instant {
         let idle = Instant::now() + Duration::from_secs(3600);
+        let overdue = self.sources.iter().filter_map(|s| s.pending_add.as_ref().map(|(_, until)| *until)).min();
         if self.in_flight >= MAX_CHECKS_IN_FLIGHT {
-            return idle; // a finishing check wakes the loop
+            return overdue.unwrap_or(idle); // a finishing check wakes the loop
         }
-        self.sources.iter().filter(|s| !s.checking).map(|s| s.next_check).min().unwrap_or(idle)
+        let due = self.sources.iter().filter(|s| !s.checking).map(|s| s.next_check).min();
+        due.into_iter().chain(overdue).min().unwrap_or(idle)
     }
 
     fn on_checked(&mut self, name: &str, generation: u64, outcome: Outcome) {
@@ -323,7 +336,7 @@ impl Monitor {
             }
         }
         let cam = camera(s);
-        let waiting = s.pending_add.take().map(|w| (w, view(s)));
+        let waiting = s.pending_add.take().map(|(w, _)| (w, view(s)));
         (self.publish)(Change::Upsert(Box::new(cam)));
         if let Some((w, v)) = waiting {
             let _ = w.send(Ok(v));
