@@ -98,6 +98,9 @@ fn ffprobe(path: &Path) -> (Option<f64>, u64, u64) {
 
 #[test]
 fn metadata_matches_ffprobe() {
+    if !crate::support::require(crate::support::Prereq::Ffmpeg) {
+        return;
+    }
     let fx = Fixture::new("files-meta");
     fs::create_dir_all(fx.rec("camera0")).unwrap();
     let plain = fx.rec("camera0_2025-01-15_14-30-00.mp4");

@@ -11,4 +11,6 @@ mod fake_mediamtx;
 mod files;
 mod media;
 mod mediamtx;
+mod real_mediamtx;
+mod real_vs_fake;
 mod server;
