@@ -1,10 +1,7 @@
 //! IP cameras (external RTSP sources) against a real RTSP server on loopback: the real MediaMTX publishing ffmpeg
-//! test patterns stands in for the cameras. Needs MediaMTX (`MEDIAMTX_BIN`, `mediamtx` on PATH, or
-//! `../shared/tools/mediamtx/mediamtx`) and ffmpeg: under `CI=true` their absence fails the test, otherwise it is
-//! skipped with one line.
+//! test patterns stands in for the cameras. Needs MediaMTX and ffmpeg (see `support::prereq`): under `CI=true`
+//! their absence fails the test, otherwise it is skipped with one line.
 
-use std::net::TcpStream;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,83 +12,38 @@ use camera_service::config::Config;
 use camera_service::process::{Shutdown, Supervisor};
 use serde_json::{json, Value};
 
-use crate::support::{free_port, Daemon, TempDir};
+use crate::support::mediamtx::RealMediaMtx;
+use crate::support::{free_port, require, Daemon, Prereq, TempDir};
 
 /// A password that appears nowhere else, so finding it anywhere is a leak.
 const PASSWORD: &str = "Pw-9c2f1e-leak";
 
-fn mediamtx_bin() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MEDIAMTX_BIN").map(PathBuf::from).filter(|p| p.is_file()) {
-        return Some(p);
-    }
-    let on_path = std::env::var_os("PATH")
-        .and_then(|path| std::env::split_paths(&path).map(|d| d.join("mediamtx")).find(|p| p.is_file()));
-    on_path.or_else(|| {
-        let shared = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/mediamtx/mediamtx");
-        shared.is_file().then_some(shared)
-    })
-}
-
-fn have(tool: &str) -> bool {
-    Command::new(tool).arg("-version").stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success())
-}
-
-/// The MediaMTX binary, or None after printing why the test is skipped (a failure under `CI=true`).
-fn prerequisites() -> Option<PathBuf> {
-    let missing = match (mediamtx_bin(), have("ffmpeg") && have("ffprobe")) {
-        (Some(bin), true) => return Some(bin),
-        (None, _) => "MediaMTX (set MEDIAMTX_BIN or put mediamtx on PATH)",
-        (Some(_), false) => "ffmpeg/ffprobe",
-    };
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true and {missing} is missing");
-    }
-    println!("skipped: {missing} not installed");
-    None
-}
-
-/// A real MediaMTX on loopback ports: anyone may publish; reading needs `viewer:<PASSWORD>` unless `open`.
+/// A real MediaMTX standing in for IP cameras: anyone may publish; reading needs `viewer:<PASSWORD>` unless
+/// `open`. Each `publish` is an ffmpeg test pattern, stopped by PID.
 struct Mtx {
-    child: Child,
+    server: RealMediaMtx,
     port: u16,
     publishers: Vec<(String, Child)>,
     _dir: TempDir,
 }
 
 impl Mtx {
-    fn start(bin: &PathBuf, open: bool) -> Mtx {
+    /// None when MediaMTX or ffmpeg is missing (the test is reported skipped; under `CI=true` it fails).
+    fn start(open: bool) -> Option<Mtx> {
+        if !require(Prereq::Ffmpeg) {
+            return None;
+        }
         let dir = TempDir::new("ipcam-mtx");
-        let port = free_port();
-        let p = || free_port();
-        let conf = format!(
-            "logLevel: warn\napi: no\nmetrics: no\npprof: no\nplayback: no\nrtmp: no\nhls: no\nwebrtc: no\nsrt: no\n\
-             rtspAddress: 127.0.0.1:{port}\nrtspTransports: [tcp]\nrtpAddress: 127.0.0.1:{}\nrtcpAddress: 127.0.0.1:{}\n\
-             multicastRTPPort: {}\nmulticastRTCPPort: {}\nrtspAuthMethods: [basic, digest]\n\
+        let auth = format!(
+            "rtspAuthMethods: [basic, digest]\n\
              authInternalUsers:\n  - user: any\n    permissions:\n      - action: publish\n{}\
              \x20 - user: viewer\n    pass: {PASSWORD}\n    permissions:\n      - action: read\n\
              paths:\n  all_others:\n",
-            p(),
-            p(),
-            p(),
-            p(),
             if open { "      - action: read\n" } else { "" }
         );
-        let path = dir.path().join("mediamtx.yml");
-        std::fs::write(&path, conf).unwrap();
-        let child = Command::new(bin)
-            .arg(&path)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start mediamtx");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "mediamtx did not open its RTSP port");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Mtx { child, port, publishers: Vec::new(), _dir: dir }
+        let server = RealMediaMtx::start_with(dir.path(), &[], &auth)?;
+        let port = server.ports.rtsp;
+        Some(Mtx { server, port, publishers: Vec::new(), _dir: dir })
     }
 
     fn url(&self, path: &str) -> String {
@@ -112,7 +64,7 @@ impl Mtx {
         let url = SourceUrl::parse(&self.url(path)).unwrap();
         let deadline = Instant::now() + Duration::from_secs(15);
         while !matches!(describe(&url, Instant::now() + Duration::from_secs(1)), Ok(Described::Stream(_))) {
-            assert!(Instant::now() < deadline, "the {path} stream never became readable");
+            assert!(Instant::now() < deadline, "the {path} stream never became readable: {}", self.server.log());
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -132,8 +84,6 @@ impl Drop for Mtx {
             let _ = c.kill();
             let _ = c.wait();
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -143,8 +93,7 @@ fn camera<'a>(list: &'a Value, device: &str) -> &'a Value {
 
 #[test]
 fn ip_cameras_are_listed_follow_their_source_and_never_show_the_password() {
-    let Some(bin) = prerequisites() else { return };
-    let mut mtx = Mtx::start(&bin, false);
+    let Some(mut mtx) = Mtx::start(false) else { return };
     mtx.publish("cam", "libx264");
     mtx.publish("mp4v", "mpeg4");
     // A wrong password is a different source (the query tells them apart); MediaMTX answers it only after a 2 s
@@ -213,8 +162,7 @@ fn ip_cameras_are_listed_follow_their_source_and_never_show_the_password() {
 
 #[test]
 fn a_stored_ip_camera_is_listed_after_a_restart() {
-    let Some(bin) = prerequisites() else { return };
-    let mut mtx = Mtx::start(&bin, false);
+    let Some(mut mtx) = Mtx::start(false) else { return };
     mtx.publish("cam", "libx264");
     let state = TempDir::new("ipcam-state");
     // What an earlier run wrote when a client added the stream (external_streams.json, mode 0600).
@@ -249,9 +197,8 @@ fn discover(ports: Vec<u16>) -> (Arc<external::Report>, Duration) {
 
 #[test]
 fn discovery_over_loopback_finds_the_stream_quickly() {
-    let Some(bin) = prerequisites() else { return };
     // Reading needs credentials here: discovery reports the server as wanting them.
-    let mut locked = Mtx::start(&bin, false);
+    let Some(mut locked) = Mtx::start(false) else { return };
     locked.publish("stream", "libx264");
     let (report, took) = discover(vec![free_port(), locked.port]);
     assert!(took < Duration::from_secs(2), "{took:?}");
@@ -260,7 +207,7 @@ fn discovery_over_loopback_finds_the_stream_quickly() {
     assert_eq!(report.found[0].status, external::FoundStatus::AuthRequired);
 
     // An open server: the stream itself, with its size and rate.
-    let mut open = Mtx::start(&bin, true);
+    let mut open = Mtx::start(true).unwrap();
     open.publish("stream", "libx264");
     let (report, took) = discover(vec![open.port]);
     assert!(took < Duration::from_secs(2), "{took:?}");
