@@ -125,7 +125,19 @@ fn other_value(key: &str, default: &Value) -> Option<(Value, String, Value)> {
             let v: Value = serde_norway::from_str("[0.7, 1.3]").unwrap();
             return Some((v.clone(), "0.7,1.3".into(), v));
         }
-        "camera.virtual" => return None, // a list of mappings: file only, tested separately
+        "camera.virtual" | "camera.external" => return None, // lists of mappings: file only, tested separately
+        "external_discovery.hosts" => {
+            let v: Value = serde_norway::from_str("[127.0.0.1, 10.0.0.0/30]").unwrap();
+            return Some((v.clone(), "127.0.0.1,10.0.0.0/30".into(), v));
+        }
+        "external_discovery.ports" => {
+            let v: Value = serde_norway::from_str("[8554, 9554]").unwrap();
+            return Some((v.clone(), "8554,9554".into(), v));
+        }
+        "external_discovery.paths" => {
+            let v: Value = serde_norway::from_str("[live, stream2]").unwrap();
+            return Some((v.clone(), "live,stream2".into(), v));
+        }
         _ => {}
     }
     match default {

@@ -6,6 +6,7 @@ mod cameras;
 mod config;
 mod contract;
 mod docs;
+mod external_cameras;
 mod fake_mediamtx;
 mod files;
 mod fuzz;

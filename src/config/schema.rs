@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use serde_norway::{Mapping, Value};
 
-use super::{ByteSize, Config, VirtualCameraConfig};
+use super::{ByteSize, Config, ExternalCameraConfig, VirtualCameraConfig};
 
 /// What a key accepts.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,17 +60,23 @@ fn hint(path: &str) -> Option<Kind> {
         | "mediamtx.preset"
         | "security.jwt.secret_key"
         | "security.ssl.cert_file"
-        | "security.ssl.key_file" => Kind::OptStr,
+        | "security.ssl.key_file"
+        | "camera.external[].transport" => Kind::OptStr,
+        "external_discovery.hosts" => Kind::List(Box::new(Kind::Str)),
         "logging.max_file_size" => Kind::Size,
-        "camera.virtual" => {
-            let def = serde_norway::to_value(VirtualCameraConfig::default()).expect("serializable default");
-            match derive("camera.virtual[]", &def) {
-                Kind::Map(fields) => Kind::Records(fields, def),
-                _ => unreachable!("a record default is a mapping"),
-            }
-        }
+        "camera.virtual" => records("camera.virtual[]", VirtualCameraConfig::default()),
+        "camera.external" => records("camera.external[]", ExternalCameraConfig::default()),
         _ => return None,
     })
+}
+
+/// A list of mappings, each merged over `default`.
+fn records(path: &str, default: impl serde::Serialize) -> Kind {
+    let def = serde_norway::to_value(default).expect("serializable default");
+    match derive(path, &def) {
+        Kind::Map(fields) => Kind::Records(fields, def),
+        _ => unreachable!("a record default is a mapping"),
+    }
 }
 
 fn derive(path: &str, v: &Value) -> Kind {

@@ -63,6 +63,8 @@ pub struct RealMediaMtx {
     child: Option<Child>,
     /// Log of the current run; earlier runs are kept as `mediamtx.log.<n>`.
     runs: u32,
+    /// Top-level configuration appended to the generated file (e.g. `authInternalUsers`).
+    extra: String,
 }
 
 const START_TIMEOUT: Duration = Duration::from_secs(15);
@@ -71,6 +73,11 @@ impl RealMediaMtx {
     /// Start MediaMTX in `dir` with `env` added to its environment (its on-demand commands inherit it). None
     /// when the binary is missing (the test is reported skipped; under `CI=true` it fails).
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Option<RealMediaMtx> {
+        RealMediaMtx::start_with(dir, env, "")
+    }
+
+    /// [`RealMediaMtx::start`] with `extra` top-level YAML (keys the generated file does not set) appended.
+    pub fn start_with(dir: &Path, env: &[(&str, &str)], extra: &str) -> Option<RealMediaMtx> {
         if !require(Prereq::MediaMtx) {
             return None;
         }
@@ -81,6 +88,7 @@ impl RealMediaMtx {
             env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             child: None,
             runs: 0,
+            extra: extra.to_string(),
         };
         for attempt in 1..=5 {
             match m.launch() {
@@ -106,7 +114,7 @@ impl RealMediaMtx {
              multicastRTPPort: {mrtp}\nmulticastRTCPPort: {mrtcp}\n\
              hls: yes\nhlsAddress: 127.0.0.1:{hls}\n\
              webrtc: yes\nwebrtcAddress: 127.0.0.1:{webrtc}\nwebrtcLocalUDPAddress: 127.0.0.1:{wudp}\n\
-             webrtcIPsFromInterfaces: no\nwebrtcAdditionalHosts: [127.0.0.1]\n",
+             webrtcIPsFromInterfaces: no\nwebrtcAdditionalHosts: [127.0.0.1]\n{extra}",
             api = p.api,
             rtsp = p.rtsp,
             rtp = p.rtp,
@@ -116,6 +124,7 @@ impl RealMediaMtx {
             hls = p.hls,
             webrtc = p.webrtc,
             wudp = p.webrtc_udp,
+            extra = self.extra,
         )
     }
 
