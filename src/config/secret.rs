@@ -1,5 +1,5 @@
 //! Secrets in the configuration stay secret: `--check-config`, `Debug` output and log lines show [`REDACTED`]
-//! instead of the JWT secret, and a URL's password is replaced the same way wherever a URL is printed.
+//! instead of the JWT secret, and the `--check-config` dump masks the password of every URL in it.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -39,29 +39,12 @@ impl Serialize for Secret {
     }
 }
 
-/// `scheme://user:password@host/...` → `scheme://user:<redacted>@host/...`; anything else unchanged. Stream and
-/// camera URLs (RTSP, HTTP) carry credentials this way.
-pub fn redact_url(text: &str) -> Cow<'_, str> {
-    let Some(scheme_end) = text.find("://") else { return Cow::Borrowed(text) };
-    let authority_start = scheme_end + 3;
-    let rest = &text[authority_start..];
-    let authority_len = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let authority = &rest[..authority_len];
-    // The last '@' ends the user information (a password may itself contain '@' when not percent-encoded).
-    let Some(at) = authority.rfind('@') else { return Cow::Borrowed(text) };
-    let Some(colon) = authority[..at].find(':') else { return Cow::Borrowed(text) };
-    let password = authority_start + colon + 1..authority_start + at;
-    if password.is_empty() {
-        return Cow::Borrowed(text);
-    }
-    Cow::Owned(format!("{}{REDACTED}{}", &text[..password.start], &text[password.end..]))
-}
-
-/// Redacts the password of every URL string in a configuration tree (the `--check-config` dump).
+/// Masks the password (and secret query values) of every URL string in a configuration tree (the
+/// `--check-config` dump), with the one URL redactor of the daemon, [`crate::util::redact::url`].
 pub fn redact_urls(v: &mut Value) {
     match v {
         Value::String(s) => {
-            if let Cow::Owned(r) = redact_url(s) {
+            if let Cow::Owned(r) = crate::util::redact::url(s) {
                 *s = r;
             }
         }
@@ -87,17 +70,9 @@ mod tests {
     }
 
     #[test]
-    fn url_passwords_are_redacted() {
-        assert_eq!(
-            redact_url("rtsp://admin:pa55@10.0.0.2:554/stream1"),
-            "rtsp://admin:<redacted>@10.0.0.2:554/stream1"
-        );
-        assert_eq!(redact_url("rtsp://u:p@ss@cam/x?y=a@b"), "rtsp://u:<redacted>@cam/x?y=a@b");
-        for plain in ["rtsp://cam:554/x", "http://user@host/", "rtsp://u:@h/", "not a url", "a://", "mailto:a@b"] {
-            assert_eq!(redact_url(plain), plain);
-        }
+    fn url_passwords_in_the_dump_are_masked() {
         let mut tree: Value = serde_norway::from_str("cams: [{url: 'rtsp://a:b@h/'}]\nother: 'x:y@z'\n").unwrap();
         redact_urls(&mut tree);
-        assert_eq!(serde_norway::to_string(&tree).unwrap(), "cams:\n- url: rtsp://a:<redacted>@h/\nother: x:y@z\n");
+        assert_eq!(serde_norway::to_string(&tree).unwrap(), "cams:\n- url: rtsp://a:***@h/\nother: x:y@z\n");
     }
 }

@@ -150,7 +150,8 @@ pub struct Authorizer {
 
 impl Authorizer {
     pub fn new(challenge: Challenge, user: &str, password: &str) -> Authorizer {
-        let cnonce = crate::util::ids::random_alnum(16);
+        // A client nonce must be unique and unpredictable, not a stored secret: the infallible random id serves.
+        let cnonce = crate::util::ids::uuid_v4().replace('-', "");
         Authorizer { challenge, user: user.to_string(), password: password.to_string(), nc: 0, cnonce }
     }
 
