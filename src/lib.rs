@@ -5,6 +5,7 @@ pub mod camera;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod formats;
 pub mod http;
 pub mod logging;
 pub mod media;

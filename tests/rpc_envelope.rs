@@ -64,6 +64,10 @@ fn ids_are_echoed_byte_for_byte() {
     // Whitespace around the id is not part of it; ids that are not strings, numbers or null are refused.
     let reply = raw_exchange(&mut c, r#"{"jsonrpc":"2.0","method":"ping","id":   12  }"#);
     assert!(reply.ends_with(r#","id":12}"#), "{reply}");
+    // A number beyond what a JSON reader can hold cannot be echoed: the frame is a parse error, as before.
+    let v: Value =
+        serde_json::from_str(&raw_exchange(&mut c, r#"{"jsonrpc":"2.0","method":"ping","id":1e400}"#)).unwrap();
+    assert_eq!((error_of(&v).0, v["id"].clone()), (-32700, Value::Null), "{v}");
     for bad in ["true", "{}", "[1]"] {
         let v: Value =
             serde_json::from_str(&raw_exchange(&mut c, &format!(r#"{{"jsonrpc":"2.0","method":"ping","id":{bad}}}"#)))

@@ -1,12 +1,16 @@
-//! Cameras: V4L2 discovery, hot-plug, virtual cameras, camera methods.
+//! Cameras: V4L2 discovery, hot-plug, virtual cameras, external RTSP sources, camera methods.
 //!
 //! [`Cameras::new`] creates the channels and the handle; [`CameraThreads::spawn`] then starts, through the supervisor:
 //! - `camera-discovery` owns the registry ([`registry`]): examines nodes, runs the state machine, publishes.
 //! - `camera-hotplug` watches the device directory with inotify and forwards `videoN` names ([`hotplug`]).
 //! - `camera-probe` runs the V4L2 ioctls ([`probe`], [`v4l2`]) so a slow driver never stalls the registry.
+//! - `camera-external` and `camera-ext-discovery` follow IP cameras ([`external`]) and report them to the registry.
+//!
+//! (`ps -T` shows the first 15 bytes of a name: `camera-discover`, `camera-ext-disc`.)
 //!
 //! Everyone else reads the immutable snapshot behind [`Cameras`] or subscribes to [`CameraEvent`]s.
 
+pub mod external;
 mod hotplug;
 pub mod model;
 mod probe;
@@ -23,7 +27,8 @@ use std::time::Duration;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 
-pub use model::{Camera, CameraEvent, CameraStatus, Format, FrameSize};
+pub use external::ExternalStreams;
+pub use model::{Camera, CameraEvent, CameraKind, CameraStatus, Format, FrameSize};
 pub use registry::virtual_camera;
 pub use rpc::{RecordingLookup, RecordingView, StreamFigures};
 pub use wire::Metrics as StreamMetrics;
@@ -51,6 +56,7 @@ pub(crate) struct Shared {
 pub struct Cameras {
     shared: Arc<Shared>,
     commands: Sender<Msg>,
+    external: ExternalStreams,
 }
 
 /// The camera component's threads, not started yet: the receivers and what the threads will own.
@@ -59,20 +65,23 @@ pub struct CameraThreads {
     shared: Arc<Shared>,
     commands: Sender<Msg>,
     rx: Receiver<Msg>,
+    external: external::ExternalThreads,
 }
 
 /// A client-supplied camera id, parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CameraId {
     /// `/dev/videoN` or `cameraN`.
     Real(u32),
     /// `virtualN`.
     Virtual(u32),
+    /// A stream name (letters, digits, `_`, `-`): an external camera, if one has that name.
+    Name(String),
 }
 
 impl CameraId {
-    /// `/dev/videoN`, `cameraN` or `virtualN` with N a plain decimal number (no sign, no leading zeros);
-    /// anything else is malformed (-32602).
+    /// `/dev/videoN`, `cameraN` or `virtualN` with N a plain decimal number (no sign, no leading zeros), or a
+    /// valid stream name; anything else is malformed (-32602).
     pub fn parse(id: &str) -> Result<CameraId> {
         let number = |s: &str| -> Option<u32> {
             let ok = !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit());
@@ -87,9 +96,13 @@ impl CameraId {
         } else {
             None
         };
-        parsed.ok_or_else(|| {
-            Error::invalid_params(format!("device must be /dev/videoN, cameraN or virtualN, got {id:?}"))
-        })
+        parsed
+            .or_else(|| external::source::name_problem(id).is_none().then(|| CameraId::Name(id.to_string())))
+            .ok_or_else(|| {
+                Error::invalid_params(format!(
+                    "device must be /dev/videoN, cameraN, virtualN or an external stream name, got {id:?}"
+                ))
+            })
     }
 }
 
@@ -98,8 +111,14 @@ impl Cameras {
     pub fn new(config: Arc<Config>) -> (Cameras, CameraThreads) {
         let shared = Arc::new(Shared::default());
         let (tx, rx) = unbounded::<Msg>();
-        let cameras = Cameras { shared: shared.clone(), commands: tx.clone() };
-        (cameras, CameraThreads { config, shared, commands: tx, rx })
+        let (external, external_threads) = external::new(&config);
+        let cameras = Cameras { shared: shared.clone(), commands: tx.clone(), external };
+        (cameras, CameraThreads { config, shared, commands: tx, rx, external: external_threads })
+    }
+
+    /// The external (IP camera) streams: add, remove, list, discover.
+    pub fn external(&self) -> ExternalStreams {
+        self.external.clone()
     }
 
     /// Every camera seen since start, in discovery order (virtual cameras first, in config order).
@@ -107,18 +126,24 @@ impl Cameras {
         self.shared.snapshot.read().as_ref().clone()
     }
 
-    /// Resolve a client-supplied id (`/dev/videoN`, `cameraN`, `virtualN`): malformed → -32602, never seen → -1000.
+    /// Resolve a client-supplied id (`/dev/videoN`, `cameraN`, `virtualN`, an external stream name): malformed →
+    /// -32602, never seen → -1000. A name that is no external camera's is not a camera id at all: -32602, as
+    /// before external cameras existed.
     pub fn get(&self, id: &str) -> Result<Arc<Camera>> {
         let wanted = CameraId::parse(id)?;
         let snapshot = self.shared.snapshot.read().clone();
-        snapshot
-            .iter()
-            .find(|c| {
-                let have = if c.is_virtual { CameraId::Virtual(c.number) } else { CameraId::Real(c.number) };
-                have == wanted
-            })
-            .cloned()
-            .ok_or_else(|| Error::CameraNotFound(id.to_string()))
+        let found = snapshot.iter().find(|c| match (&wanted, c.kind) {
+            (CameraId::Real(n), CameraKind::V4l2) | (CameraId::Virtual(n), CameraKind::Virtual) => c.number == *n,
+            (CameraId::Name(name), CameraKind::External) => c.device == *name,
+            _ => false,
+        });
+        match (found, wanted) {
+            (Some(c), _) => Ok(c.clone()),
+            (None, CameraId::Name(_)) => Err(Error::invalid_params(format!(
+                "device {id:?} is not a camera: expected /dev/videoN, cameraN, virtualN or the name of an external stream"
+            ))),
+            (None, _) => Err(Error::CameraNotFound(id.to_string())),
+        }
     }
 
     /// Registry changes, for components that follow cameras (MediaMTX paths, recordings).
@@ -145,9 +170,10 @@ impl Cameras {
 }
 
 impl CameraThreads {
-    /// Start `camera-probe`, `camera-discovery` and `camera-hotplug`. Returns once the initial scan's probes have
-    /// answered (bounded by `camera.capability_timeout` plus a second), so the first `get_camera_list` already
-    /// sees plugged cameras.
+    /// Start `camera-probe`, `camera-discovery`, the external-camera threads and `camera-hotplug`. Returns once the
+    /// initial scan's probes and the first check of every external source have answered (bounded by the probe
+    /// timeouts plus a second), so the first `get_camera_list` already shows plugged cameras and whether each
+    /// external source answers.
     pub fn spawn(
         self,
         hub: Hub,
@@ -155,7 +181,7 @@ impl CameraThreads {
         heartbeats: &Heartbeats,
         supervisor: &Supervisor,
     ) -> std::io::Result<()> {
-        let CameraThreads { config, shared, commands, rx } = self;
+        let CameraThreads { config, shared, commands, rx, external } = self;
         components.set("camera_monitor", State::Starting, "Camera monitor is starting");
         let (jobs_tx, jobs_rx) = unbounded();
         let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
@@ -171,12 +197,19 @@ impl CameraThreads {
         let sd = shutdown.clone();
         supervisor.spawn("camera-discovery", move || registry.run(rx, ready_tx, sd))?;
 
+        let to_registry = commands.clone();
+        let publish = Box::new(move |c: external::Change| drop(to_registry.send(Msg::External(c))));
+        let ext_ready = external.spawn(publish, supervisor)?;
+
         let watcher = hotplug::Watcher::new(&config.camera, commands);
         supervisor.spawn("camera-hotplug", move || watcher.run(shutdown))?;
 
-        let wait = Duration::from_secs_f64(config.camera.capability_timeout.max(0.1) + 1.0);
-        if ready_rx.recv_timeout(wait).is_err() {
-            log::warn!("camera discovery: initial scan not finished after {wait:?}; continuing");
+        let probes = config.camera.capability_timeout.max(2.0 * config.camera.external_probe_timeout);
+        let deadline = std::time::Instant::now() + Duration::from_secs_f64(probes.max(0.1) + 1.0);
+        for (ready, what) in [(ready_rx, "camera discovery"), (ext_ready, "external camera checks")] {
+            if ready.recv_deadline(deadline).is_err() {
+                log::warn!("{what}: initial round not finished in time; continuing");
+            }
         }
         Ok(())
     }
@@ -191,11 +224,29 @@ mod tests {
         assert_eq!(CameraId::parse("/dev/video0").unwrap(), CameraId::Real(0));
         assert_eq!(CameraId::parse("camera12").unwrap(), CameraId::Real(12));
         assert_eq!(CameraId::parse("virtual1").unwrap(), CameraId::Virtual(1));
+        assert_eq!(CameraId::parse("front_door-2").unwrap(), CameraId::Name("front_door-2".into()));
         for bad in
-            ["", "video0", "/dev/video", "/dev/video-1", "camera01", "camera+1", "cam0", "virtual", "/dev/videoX"]
+            ["", "video0", "/dev/video", "/dev/video-1", "camera01", "camera+1", "virtual", "/dev/videoX", "a b", "x/y"]
         {
             assert!(matches!(CameraId::parse(bad), Err(Error::InvalidParams(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn external_ids_resolve_and_unknown_names_stay_malformed() {
+        let mut ext = Camera::unprobed(external::NO_DEVICE_NODE, CameraStatus::Connected);
+        (ext.device, ext.path_name, ext.kind) = ("door".into(), "door".into(), CameraKind::External);
+        let v = registry::virtual_camera(0, &Default::default());
+        let c = Cameras::fixed(vec![v, Camera::unprobed(0, CameraStatus::Connected), ext]);
+        assert_eq!(c.get("door").unwrap().device, "door");
+        assert_eq!(c.get("camera0").unwrap().device, "/dev/video0");
+        assert_eq!(c.get("virtual0").unwrap().device, "virtual0");
+        assert!(matches!(c.get("nonsense"), Err(Error::InvalidParams(_))), "unknown names are not camera ids");
+        assert!(matches!(c.get("Door"), Err(Error::InvalidParams(_))));
+        assert!(matches!(c.get("camera1"), Err(Error::CameraNotFound(_))));
+        assert!(matches!(c.get("virtual1"), Err(Error::CameraNotFound(_))));
+        // An external camera never answers to a device-number id, however its number is set.
+        assert!(c.get(&format!("/dev/video{}", external::NO_DEVICE_NODE)).is_err());
     }
 
     #[test]

@@ -31,7 +31,7 @@ pub use crate::sys::{disk_usage, DiskUsage};
 pub use listing::Entry;
 pub use owner::{load_settings, FilesOwner, Settings};
 pub use retention::CleanupReport;
-pub use state::{PolicyType, RetentionPolicy};
+pub use state::{PolicySource, PolicyType, RetentionPolicy};
 
 /// Storage thresholds in percent used, persisted in `<state_dir>`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -112,8 +112,16 @@ impl Files {
         owner::ask(&self.commands, |reply| owner::Command::SetThresholds(t, reply))?
     }
 
-    /// The retention policy an admin set, if any.
+    /// The retention policy an admin set, if any (`None` also while the persisted one is unreadable).
     pub fn retention_policy(&self) -> Option<RetentionPolicy> {
+        match &self.inner.settings.read().policy {
+            PolicySource::Set(p) => Some(p.clone()),
+            PolicySource::Config | PolicySource::Unreadable(_) => None,
+        }
+    }
+
+    /// Where the policy in force comes from (an unreadable persisted policy stops automatic cleanup).
+    pub fn policy_source(&self) -> PolicySource {
         self.inner.settings.read().policy.clone()
     }
 

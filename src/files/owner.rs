@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, select, Receiver, Sender};
 
 use super::retention::{self, CleanupReport};
-use super::state::{self, RetentionPolicy};
+use super::state::{self, PolicySource, RetentionPolicy};
 use super::{Inner, Thresholds};
 use crate::config::Config;
 use crate::error::FileKind;
@@ -29,8 +29,8 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(120);
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     pub thresholds: Thresholds,
-    /// `None` until an admin sets one: the policy then comes from config.
-    pub policy: Option<RetentionPolicy>,
+    /// `Config` until an admin sets one; `Unreadable` while the persisted one cannot be used.
+    pub policy: PolicySource,
 }
 
 /// The settings at start: configuration, overridden by what an admin stored in `<state_dir>`.
@@ -38,7 +38,7 @@ pub fn load_settings(config: &Config) -> Settings {
     let rec = &config.recording;
     let mut settings = Settings {
         thresholds: Thresholds { warning: rec.storage_warn_percent, critical: rec.storage_block_percent },
-        policy: None,
+        policy: PolicySource::Config,
     };
     match state::load::<state::StoredThresholds>(&config.state_dir, state::THRESHOLDS_FILE) {
         Ok(Some(t)) if t.warning_threshold < t.critical_threshold && t.critical_threshold <= 100 => {
@@ -48,11 +48,24 @@ pub fn load_settings(config: &Config) -> Settings {
         Ok(None) => {}
         Err(e) => log::warn!("ignoring unreadable {}: {e}", state::THRESHOLDS_FILE),
     }
-    match state::load::<RetentionPolicy>(&config.state_dir, state::RETENTION_FILE) {
-        Ok(p) => settings.policy = p,
-        Err(e) => log::warn!("ignoring unreadable {}: {e}; using the configured policy", state::RETENTION_FILE),
+    settings.policy = state::load_retention(&config.state_dir);
+    if let PolicySource::Unreadable(reason) = &settings.policy {
+        report_unreadable_policy(&config.state_dir, reason);
     }
     settings
+}
+
+/// The operator must see this: cleanup is off until they act.
+fn report_unreadable_policy(state_dir: &std::path::Path, reason: &str) {
+    let last = match state::last_good_retention(state_dir) {
+        Some(p) => format!("the last good policy is kept in {}: {p:?}", state::RETENTION_LAST_GOOD_FILE),
+        None => "no earlier copy is kept".to_string(),
+    };
+    log::error!(
+        "retention policy {} is unusable ({reason}): automatic cleanup is suspended until the file is repaired or \
+         set_retention_policy is called; {last}",
+        state_dir.join(state::RETENTION_FILE).display()
+    );
 }
 
 pub(super) enum Command {
@@ -148,10 +161,11 @@ impl Owner {
         Ok(())
     }
 
+    /// Persisted (atomically, replacing an unreadable file, with a last-good copy) before it takes effect.
     fn set_policy(&mut self, p: RetentionPolicy) -> io::Result<()> {
-        state::save(&self.inner.config.state_dir, state::RETENTION_FILE, &p)?;
+        state::save_retention(&self.inner.config.state_dir, &p)?;
         log::info!("retention policy set: {p:?}");
-        self.publish(|s| s.policy = Some(p));
+        self.publish(|s| s.policy = PolicySource::Set(p));
         Ok(())
     }
 
@@ -162,12 +176,36 @@ impl Owner {
         *self.inner.settings.write() = Arc::new(next);
     }
 
-    fn policy(&self) -> Option<RetentionPolicy> {
-        self.inner.settings.read().policy.clone()
+    /// The policy in force, or why no cleanup may run. While the persisted policy is unreadable the file is read
+    /// again each time, so a repaired file takes effect without a restart.
+    fn policy(&self) -> Result<Option<RetentionPolicy>, String> {
+        let current = self.inner.settings.read().policy.clone();
+        if let PolicySource::Unreadable(_) = current {
+            let reread = state::load_retention(&self.inner.config.state_dir);
+            match &reread {
+                PolicySource::Unreadable(_) => {}
+                PolicySource::Set(p) => log::info!("{} is readable again: {p:?}", state::RETENTION_FILE),
+                PolicySource::Config => {
+                    log::info!("{} was removed: the configured policy applies", state::RETENTION_FILE)
+                }
+            }
+            if !matches!(reread, PolicySource::Unreadable(_)) {
+                self.publish(|s| s.policy = reread.clone());
+            }
+            return retention::policy_in_force(&reread);
+        }
+        retention::policy_in_force(&current)
     }
 
     fn scheduled_cleanup(&mut self) {
-        let Some(rules) = retention::rules(&self.inner.config, self.policy().as_ref(), true) else {
+        let policy = match self.policy() {
+            Ok(p) => p,
+            Err(reason) => {
+                log::error!("retention: scheduled cleanup skipped: {reason}");
+                return;
+            }
+        };
+        let Some(rules) = retention::rules(&self.inner.config, policy.as_ref(), true) else {
             log::debug!("retention: scheduled cleanup skipped (policy is manual or disabled)");
             return;
         };
@@ -178,7 +216,8 @@ impl Owner {
 
     /// `cleanup_old_files`: apply the policy now.
     fn cleanup_now(&mut self) -> io::Result<CleanupReport> {
-        match retention::rules(&self.inner.config, self.policy().as_ref(), false) {
+        let policy = self.policy().map_err(|reason| io::Error::new(io::ErrorKind::InvalidData, reason))?;
+        match retention::rules(&self.inner.config, policy.as_ref(), false) {
             Some(rules) => self.cleanup(&rules),
             None => {
                 log::info!("retention: cleanup requested but the retention policy is disabled");

@@ -8,6 +8,8 @@
 //!   until their total is at most `max_size_gb` GiB; both also keep at most `snapshots.max_count` snapshots.
 //! - `manual` → nothing on schedule; an explicit call applies the configured rules.
 //! - `enabled: false` → nothing is removed, on schedule or on demand.
+//! - a persisted policy that cannot be read → nothing is removed, on schedule or on demand, until it is readable
+//!   again or set again (falling back to the configured rules could delete what the operator had switched off).
 //!
 //! Files of an active recording, hidden and in-progress files are never candidates.
 
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::listing::Entry;
-use super::state::{PolicyType, RetentionPolicy};
+use super::state::{PolicySource, PolicyType, RetentionPolicy, RETENTION_FILE};
 use super::Inner;
 use crate::config::Config;
 use crate::error::FileKind;
@@ -131,6 +133,18 @@ fn select(files: &[Candidate], rules: &Rules, now: SystemTime) -> Vec<(usize, &'
         }
     }
     doomed.into_iter().enumerate().filter_map(|(i, d)| d.map(|r| (i, r))).collect()
+}
+
+/// The admin-set policy (`None`: the configured rules), or why no cleanup may run.
+pub(super) fn policy_in_force(source: &PolicySource) -> Result<Option<RetentionPolicy>, String> {
+    match source {
+        PolicySource::Config => Ok(None),
+        PolicySource::Set(p) => Ok(Some(p.clone())),
+        PolicySource::Unreadable(reason) => Err(format!(
+            "the persisted retention policy ({RETENTION_FILE} in the state directory) is unusable ({reason}); repair \
+             it or call set_retention_policy"
+        )),
+    }
 }
 
 /// One cleanup run over both directories (on the `files` thread, which also serialises the runs).

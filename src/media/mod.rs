@@ -14,7 +14,6 @@
 //! tests can drive it with plain `Camera` values and a fake stream server.
 
 mod grabber;
-mod image;
 pub mod process;
 mod recorder;
 pub mod rpc;
@@ -41,7 +40,6 @@ use crate::process::status::Components;
 use crate::process::{Shutdown, Supervisor};
 use crate::rpc::notify::Hub;
 
-pub use image::dimensions as image_dimensions;
 pub use session::StartParams;
 pub use snapshot::SnapshotParams;
 

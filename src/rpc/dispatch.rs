@@ -326,7 +326,7 @@ impl<'de> Deserialize<'de> for Envelope {
                 let mut env = Envelope::default();
                 while let Some(key) = map.next_key::<Field>()? {
                     match key {
-                        Field::Id => env.id = Some(map.next_value()?),
+                        Field::Id => env.id = Some(echoable(map.next_value()?)?),
                         Field::Jsonrpc => env.jsonrpc = Some(map.next_value()?),
                         Field::Method => env.method = Some(map.next_value()?),
                         Field::Params => env.params = Some(map.next_value()?),
@@ -352,6 +352,15 @@ enum Field {
     Params,
     #[serde(other)]
     Other,
+}
+
+/// An id is echoed as written; a number no JSON reader can hold (`1e400`) makes the frame unreadable, as it did when
+/// the whole frame was parsed into values (-32700), instead of a reply that clients cannot parse.
+fn echoable<E: de::Error>(raw: Box<RawValue>) -> Result<Box<RawValue>, E> {
+    if matches!(raw.get().as_bytes().first(), Some(b'-' | b'0'..=b'9')) {
+        serde_json::from_str::<serde_json::Number>(raw.get()).map_err(E::custom)?;
+    }
+    Ok(raw)
 }
 
 /// A string, a number or null.
