@@ -270,6 +270,10 @@ fn verify(c: Credential) -> Option<Identity> {
     }
 }
 
+fn signer() -> camera_service::auth::signed_url::UrlSigner {
+    camera_service::auth::signed_url::UrlSigner::new(b"files-test-secret")
+}
+
 fn get(path: &str, headers: &[(&str, &str)]) -> Request {
     let headers = headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect();
     Request { method: "GET".into(), path: path.into(), query: String::new(), headers }
@@ -306,7 +310,7 @@ fn traversal_and_odd_names_are_rejected_over_api_and_http() {
             assert_eq!(code(rpc::delete(&files, kind, &p)), -32602, "delete {name:?}");
         }
         let p = json!({"file_type": "recording", "filename": name});
-        assert_eq!(code(rpc::download_url(&files, &p)), -32602, "get_download_url {name:?}");
+        assert_eq!(code(rpc::download_url(&files, &signer(), &p)), -32602, "get_download_url {name:?}");
         for prefix in ["/files/recordings/", "/files/snapshots/"] {
             let (status, _, body) = fetch(&files, &get(&format!("{prefix}{name}"), &auth));
             assert_eq!((status, body.as_slice()), (400, &b"Invalid filename"[..]), "GET {prefix}{name:?}");
@@ -325,12 +329,13 @@ fn traversal_and_odd_names_are_rejected_over_api_and_http() {
     let err = rpc::delete(&files, FileKind::Recording, &json!({"filename": "nope.mp4"})).unwrap_err();
     assert_eq!((err.code(), err.message()), (-1005, "Recording file not found: nope.mp4".to_string()));
     let p = json!({"file_type": "snapshot", "filename": "nope.jpg"});
-    assert_eq!(code(rpc::download_url(&files, &p)), -1005);
+    assert_eq!(code(rpc::download_url(&files, &signer(), &p)), -1005);
     assert_eq!(fetch(&files, &get("/files/snapshots/nope.jpg", &auth)).0, 404);
-    assert_eq!(code(rpc::download_url(&files, &json!({"file_type": "video", "filename": "x.mp4"}))), -32602);
+    assert_eq!(code(rpc::download_url(&files, &signer(), &json!({"file_type": "video", "filename": "x.mp4"}))), -32602);
     // A bare name resolves into a sub-directory; a link that stays inside is followed.
-    let url = rpc::download_url(&files, &json!({"file_type": "recording", "filename": "x.mp4"})).unwrap();
-    assert_eq!(url, json!({"download_url": "/files/recordings/x.mp4"}));
+    let url = rpc::download_url(&files, &signer(), &json!({"file_type": "recording", "filename": "x.mp4"})).unwrap();
+    assert_eq!(url["download_url"], "/files/recordings/x.mp4");
+    assert!(url["signed_url"].as_str().unwrap().starts_with("/files/recordings/x.mp4?expires="), "{url}");
     std::os::unix::fs::symlink(fx.rec("camera0/x.mp4"), fx.rec("inside.mp4")).unwrap();
     assert_eq!(rpc::info(&files, FileKind::Recording, &json!({"filename": "inside.mp4"})).unwrap()["file_size"], 10);
 }

@@ -8,6 +8,7 @@ use super::listing::Entry;
 use super::names::{self, Lookup};
 use super::state::{PolicyType, RetentionPolicy};
 use super::{disk_usage, existing_ancestor, Files, Thresholds};
+use crate::auth::signed_url::UrlSigner;
 use crate::auth::Role;
 use crate::error::{Error, FileKind, Result};
 use crate::rpc::{params, Call, Exec, Method};
@@ -29,7 +30,13 @@ pub static METHODS: &[Method] = &[
     method("set_storage_threshold", Role::Admin, |c| set_threshold(&c.app.files, c.params), Exec::Blocking),
     method("set_retention_policy", Role::Admin, |c| set_retention(&c.app.files, c.params), Exec::Blocking),
     method("cleanup_old_files", Role::Admin, |c| cleanup(&c.app.files, c.params), Exec::Blocking),
-    method("get_download_url", Role::Viewer, |c| download_url(&c.app.files, c.params), Exec::Blocking),
+    method("get_retention_policy", Role::Admin, |c| get_retention(&c.app.files, c.params), Exec::Inline),
+    method(
+        "get_download_url",
+        Role::Viewer,
+        |c| download_url(&c.app.files, c.app.auth.url_signer(), c.params),
+        Exec::Blocking,
+    ),
 ];
 
 fn segment(kind: FileKind) -> &'static str {
@@ -252,7 +259,9 @@ pub fn cleanup(files: &Files, p: &Value) -> Result<Value> {
     }))
 }
 
-pub fn download_url(files: &Files, p: &Value) -> Result<Value> {
+/// `download_url` as the Python service returns it, plus a short-lived `signed_url` for browser elements that
+/// cannot send credentials (`<img>`, `<video>`, `<a download>`) and its `expires_at`.
+pub fn download_url(files: &Files, signer: &UrlSigner, p: &Value) -> Result<Value> {
     let kind = match params::required_str(p, "file_type")? {
         "recording" => FileKind::Recording,
         "snapshot" => FileKind::Snapshot,
@@ -260,5 +269,38 @@ pub fn download_url(files: &Files, p: &Value) -> Result<Value> {
     };
     let name = filename(p)?;
     find(files, kind, name)?;
-    Ok(json!({ "download_url": url_for(kind, name) }))
+    let url = url_for(kind, name);
+    let now = crate::auth::jwt::now_secs();
+    let (signed, expires) = signer.sign(&url, &format!("/files/{}/{name}", segment(kind)), now);
+    let expires_at = timefmt::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires as u64));
+    Ok(json!({ "download_url": url, "signed_url": signed, "expires_at": expires_at }))
+}
+
+/// The retention policy in force: the one an admin set (`source: "policy"`), or the configuration's rules
+/// (`source: "config"`) until then; both with the configured rules and the cleanup interval for context.
+pub fn get_retention(files: &Files, p: &Value) -> Result<Value> {
+    no_params(p)?;
+    let c = files.config();
+    let mut out = match files.retention_policy() {
+        Some(policy) => {
+            let mut v = serde_json::to_value(&policy).map_err(|e| Error::internal(e.to_string()))?;
+            v["source"] = json!("policy");
+            v
+        }
+        None => json!({"source": "config", "policy_type": "config", "enabled": true}),
+    };
+    out["config"] = json!({
+        "recordings": {
+            "auto_cleanup": c.recording.auto_cleanup,
+            "cleanup_after_days": c.recording.cleanup_after_days,
+            "max_size": c.recording.max_size,
+        },
+        "snapshots": {
+            "auto_cleanup": c.snapshots.auto_cleanup,
+            "max_age": c.snapshots.max_age,
+            "max_count": c.snapshots.max_count,
+        },
+    });
+    out["cleanup_interval"] = json!(files.cleanup_interval().as_secs());
+    Ok(out)
 }
