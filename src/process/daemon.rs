@@ -172,7 +172,18 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> s
     let health = &app.config.security.health;
     let addr = (health.bind_address.as_str(), app.config.health_port());
     server::start_health_server(addr, http.clone(), app.components.clone(), supervisor)?;
+    // The WebSocket port also answers plain GETs: the web console, then the same routes as the health port
+    // (of which its listener forwards only `/files/`).
+    let site = Arc::new(crate::web::Site::new(&app.config));
+    let ws_app = app.clone();
+    let ws_http = http.with_router(Arc::new(move |req| {
+        if crate::web::is_web_path(&req.path) {
+            site.serve(req)
+        } else {
+            crate::http::routes::route(&ws_app, req)
+        }
+    }));
     let listener = ws::bind(&app)?;
-    ws::start(app.clone(), listener, http, supervisor)?;
+    ws::start(app.clone(), listener, ws_http, supervisor)?;
     Ok(app)
 }
