@@ -11,3 +11,4 @@ mod files;
 mod media;
 mod mediamtx;
 mod server;
+mod web;
