@@ -107,7 +107,7 @@ export class Cameras {
     };
     parts.wrap = h('div', { class: 'live' }, parts.stage, parts.rec);
     const live = new LiveView(parts.stage, this.urls, cam.name || cam.device);
-    const pause = h('button', { class: 'btn ghost', type: 'button', 'aria-pressed': 'false', 'aria-label': 'Pause the live view' }, 'Pause');
+    const pause = h('button', { class: 'live-toggle', type: 'button', 'aria-pressed': 'false', 'aria-label': 'Pause the live view' }, 'Pause');
     pause.addEventListener('click', () => {
       const paused = pause.getAttribute('aria-pressed') !== 'true';
       pause.setAttribute('aria-pressed', String(paused));
@@ -115,9 +115,9 @@ export class Cameras {
       pause.setAttribute('aria-label', paused ? 'Resume the live view' : 'Pause the live view');
       live.setPaused(paused);
     });
-    const controls = h('div', { class: 'controls' });
+    parts.wrap.append(pause);
+    const controls = h('div', { class: 'controls', hidden: !this.canControl });
     if (this.canControl) this.buildControls(cam.device, controls, parts);
-    controls.append(h('span', { class: 'spacer' }), pause);
     const el = h('li', { class: 'camera panel', 'aria-labelledby': id, dataset: { device: cam.device } },
       h('header', {}, h('div', {}, parts.title, parts.meta), parts.badge),
       parts.wrap,
