@@ -9,6 +9,7 @@
 //! Run: `cargo bench --bench web_console` (`WEB_BENCH_N`, default 15 pairs). Needs `chromium` and `ffmpeg`.
 
 #[path = "../tests/support/mod.rs"]
+#[allow(unused_imports)]
 mod support;
 
 #[path = "../tests/web/cdp.rs"]

@@ -59,6 +59,9 @@ pub enum Error {
     StorageLow(String),
     /// -1010 "Storage space is critical".
     StorageCritical(String),
+    /// -32030 "Unsupported": the feature is switched off in the configuration (the Go port's code; no Python
+    /// method answers it). The reason goes to `data.reason`.
+    Unsupported(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -89,6 +92,7 @@ impl Error {
             Error::CameraRecording(_) => -1006,
             Error::StorageLow(_) => -1008,
             Error::StorageCritical(_) => -1010,
+            Error::Unsupported(_) => -32030,
         }
     }
 
@@ -115,6 +119,7 @@ impl Error {
             Error::CameraRecording(_) => "Camera is currently recording".into(),
             Error::StorageLow(_) => "Storage space is low".into(),
             Error::StorageCritical(_) => "Storage space is critical".into(),
+            Error::Unsupported(_) => "Unsupported".into(),
         }
     }
 
@@ -128,6 +133,7 @@ impl Error {
             | Error::CameraRecording(r)
             | Error::StorageLow(r)
             | Error::StorageCritical(r)
+            | Error::Unsupported(r)
             | Error::CameraNotFound(r) => r.as_str(),
             _ => return None,
         };

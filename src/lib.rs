@@ -6,6 +6,7 @@ pub mod camera;
 pub mod config;
 pub mod error;
 pub mod files;
+pub mod formats;
 pub mod http;
 pub mod logging;
 pub mod media;

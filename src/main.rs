@@ -44,7 +44,7 @@ fn run(command: Command) -> i32 {
             0
         }
         Command::CheckConfig { config, strict } => match load(config, strict) {
-            Ok(loaded) => match serde_norway::to_string(&loaded.config) {
+            Ok(loaded) => match loaded.config.to_redacted_yaml() {
                 Ok(yaml) => {
                     for w in &loaded.warnings {
                         eprintln!("WARNING: {w}");

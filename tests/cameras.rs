@@ -20,7 +20,7 @@ use camera_service::rpc::notify::{Hub, Notification, Subscriber};
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use serde_json::{json, Value};
 
-use crate::support::TempDir;
+use crate::support::{require, require_all, Prereq, TempDir};
 
 const CHILD_ENV: &str = "CAMTEST_DIR";
 const WAIT: Duration = Duration::from_secs(20);
@@ -29,7 +29,7 @@ const WAIT: Duration = Duration::from_secs(20);
 // Helpers
 
 /// The shim, compiled once per test run.
-fn shim() -> &'static Path {
+pub fn shim() -> &'static Path {
     static SHIM: OnceLock<PathBuf> = OnceLock::new();
     SHIM.get_or_init(|| {
         let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/shim/v4l2_shim.c");
@@ -190,8 +190,7 @@ fn fake_sysfs(root: &Path, number: u32, port: &str, serial: Option<&str>) {
 
 #[test]
 fn unopenable_char_node_is_listed_as_error_and_announced() {
-    if !crate::support::is_root() {
-        eprintln!("skipped: creating device nodes (mknod) needs root");
+    if !require(Prereq::Root) {
         return;
     }
     let root = TempDir::new("cam-error");
@@ -253,8 +252,7 @@ fn virtual_cameras_come_first_with_their_capabilities() {
 
 #[test]
 fn enumerates_capture_devices_and_ignores_metadata_nodes() {
-    if !crate::support::is_root() {
-        eprintln!("skipped: creating device nodes (mknod) needs root");
+    if !require_all(&[Prereq::Root, Prereq::CCompiler]) {
         return;
     }
     let root = TempDir::new("cam-enum");
@@ -334,8 +332,7 @@ fn child_enumerates() {
 
 #[test]
 fn replug_with_a_new_number_keeps_the_identity() {
-    if !crate::support::is_root() {
-        eprintln!("skipped: creating device nodes (mknod) needs root");
+    if !require_all(&[Prereq::Root, Prereq::CCompiler]) {
         return;
     }
     let root = TempDir::new("cam-replug");
@@ -382,8 +379,7 @@ fn child_replug() {
 
 #[test]
 fn rapid_plug_events_settle_consistently() {
-    if !crate::support::is_root() {
-        eprintln!("skipped: creating device nodes (mknod) needs root");
+    if !require_all(&[Prereq::Root, Prereq::CCompiler]) {
         return;
     }
     let root = TempDir::new("cam-storm");
@@ -424,8 +420,7 @@ fn child_storm() {
 
 #[test]
 fn permission_errors_get_a_grace_period() {
-    if !crate::support::is_root() {
-        eprintln!("skipped: creating device nodes (mknod) needs root");
+    if !require_all(&[Prereq::Root, Prereq::CCompiler]) {
         return;
     }
     let root = TempDir::new("cam-perm");
@@ -467,8 +462,7 @@ fn child_permissions() {
 
 #[test]
 fn daemon_serves_camera_methods_and_notifications() {
-    if !crate::support::is_root() {
-        eprintln!("skipped: creating device nodes (mknod) needs root");
+    if !require_all(&[Prereq::Root, Prereq::CCompiler]) {
         return;
     }
     let t = TempDir::new("cam-e2e");

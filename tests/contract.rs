@@ -355,7 +355,12 @@ fn recordings_and_their_notifications() {
     let cam = &v.ok("get_camera_list", Value::Null)["cameras"][0];
     assert_eq!((cam["recording"].clone(), cam["recording_session"].clone()), (json!(true), json!(session)));
     assert!(cam["current_file"].is_string());
-    std::thread::sleep(Duration::from_secs(3));
+    // Once a segment is on disk, `current_file` names the file being written; 3 s in, the stop below reports a
+    // duration of at least 2 s.
+    crate::support::wait_until("a segment and 3 s of recording", Duration::from_secs(20), || {
+        let s = v.ok("get_recording_status", json!({"device": "virtual0"}));
+        s["files"].as_array().is_some_and(|f| !f.is_empty()) && s["elapsed_time"].as_u64() >= Some(3)
+    });
     let current =
         v.ok("get_camera_status", json!({"device": "virtual0"}))["current_file"].as_str().unwrap().to_string();
     assert_eq!(
@@ -667,7 +672,12 @@ fn unbounded_legacy_duration() {
     let mut op = d.client_as("operator");
     let r = op.ok("start_recording", json!({"device": "virtual0", "duration": i64::MAX}));
     assert_eq!((r["status"].clone(), r["duration"].clone()), (json!("STARTED"), json!(i64::MAX)));
-    std::thread::sleep(Duration::from_secs(2));
+    // Past the recorder's first timer checks (an overflowing deadline used to fire there) and writing.
+    crate::support::wait_until("a first segment", Duration::from_secs(20), || {
+        let s = op.ok("get_recording_status", json!({"device": "virtual0"}));
+        assert_eq!(s["status"], "RECORDING", "{s}");
+        s["files"].as_array().is_some_and(|f| !f.is_empty())
+    });
     assert_eq!(op.ok("get_recording_status", json!({"device": "virtual0"}))["status"], "RECORDING");
     let r = op.ok("stop_recording", json!({"device": "virtual0"}));
     assert_eq!(r["status"], "STOPPED");

@@ -26,7 +26,7 @@ mod rules;
 
 use http::{accept_loop, pct_decode, Reply, Request};
 pub use rules::Profile;
-use rules::{decode_path_conf, error_body, validate_entry};
+use rules::{as_shown, decode_path_conf, error_body, validate_entry};
 
 pub const MAX_CONNECTIONS: usize = 64;
 
@@ -433,7 +433,9 @@ fn route(inner: &Inner, req: &Request, profile: Profile) -> Reply {
         }
         "GET" if p == "/v3/config/global/get" => Reply::json(200, &Value::Object(st.global.clone())),
         "PATCH" if p == "/v3/config/global/patch" => patch_global(&mut st, req, profile),
-        "GET" if p == "/v3/config/pathdefaults/get" => Reply::json(200, &Value::Object(st.defaults.clone())),
+        "GET" if p == "/v3/config/pathdefaults/get" => {
+            Reply::json(200, &Value::Object(as_shown(st.defaults.clone(), profile)))
+        }
         "PATCH" if p == "/v3/config/pathdefaults/patch" => match decode_path_conf(&req.body, profile) {
             Ok(keys) => {
                 let old = st.defaults.clone();
@@ -450,7 +452,8 @@ fn route(inner: &Inner, req: &Request, profile: Profile) -> Reply {
             Err(e) => err(profile, 400, e),
         },
         "GET" if p == "/v3/config/paths/list" => {
-            let items: Vec<Value> = st.entries.keys().map(|n| Value::Object(effective(&st, n))).collect();
+            let items: Vec<Value> =
+                st.entries.keys().map(|n| Value::Object(as_shown(effective(&st, n), profile))).collect();
             paginate(req, profile, items)
         }
         "GET" if p == "/v3/paths/list" => {
@@ -510,7 +513,7 @@ fn patch_global(st: &mut State, req: &Request, profile: Profile) -> Reply {
 
 fn conf_get(st: &mut State, name: &str, _: &Request, profile: Profile) -> Reply {
     match st.entries.contains_key(name) {
-        true => Reply::json(200, &Value::Object(effective(st, name))),
+        true => Reply::json(200, &Value::Object(as_shown(effective(st, name), profile))),
         false => err(profile, 404, "path configuration not found"),
     }
 }

@@ -44,7 +44,7 @@ pub fn seed_global() -> Map<String, Value> {
         "authInternalUsers": [
             {"user": "any", "pass": "", "ips": [], "permissions": [{"action": "publish", "path": ""},
                 {"action": "read", "path": ""}, {"action": "playback", "path": ""}]},
-            {"user": "admin", "pass": "<redacted>", "ips": ["127.0.0.1", "::1"],
+            {"user": "admin", "pass": "<redacted>", "ips": ["127.0.0.1/32", "::1/128"],
              "permissions": [{"action": "api", "path": ""}]}
         ],
         "api": true, "apiAddress": ":9997", "metrics": false, "pprof": false, "playback": false,
@@ -192,6 +192,14 @@ const PATH_KEYS: &[&str] = &[
     "whepSTUNGatherTimeout",
     "whepTrackGatherTimeout",
 ];
+
+/// A path config as a server of `profile` shows it: without the keys it does not know yet.
+pub fn as_shown(mut conf: Map<String, Value>, profile: Profile) -> Map<String, Value> {
+    if profile <= Profile::V1_19_2 {
+        conf.retain(|k, _| !V1_19_3_KEYS.contains(&k.as_str()));
+    }
+    conf
+}
 
 /// Keys added in v1.19.3 (unknown to older servers).
 const V1_19_3_KEYS: &[&str] = &[

@@ -174,6 +174,14 @@ impl Rig {
         }
     }
 
+    /// Wait until the running session of `device` has at least `n` segment files (2 s each).
+    fn wait_segments(&self, device: &str, n: usize) {
+        crate::support::wait_until(&format!("{n} segments"), Duration::from_secs(30), || {
+            let s = self.media.recording_status(&json!({ "device": device })).unwrap_or(Value::Null);
+            s["files"].as_array().is_some_and(|f| f.len() >= n)
+        });
+    }
+
     fn segment(&self, name: &str) -> PathBuf {
         let path = name.split('_').next().unwrap();
         self.rec.join(path).join(name)
@@ -185,10 +193,6 @@ impl Drop for Rig {
         self.supervisor.shutdown().trigger();
         self.supervisor.join_all(Duration::from_secs(5));
     }
-}
-
-fn ffmpeg_available() -> bool {
-    Command::new("ffprobe").arg("-version").output().is_ok_and(|o| o.status.success())
 }
 
 /// (container duration in seconds, video stream decoded) of a media file, via ffprobe.
@@ -229,8 +233,7 @@ fn names(v: &Value) -> Vec<String> {
 
 macro_rules! need_ffmpeg {
     () => {
-        if !ffmpeg_available() {
-            eprintln!("SKIP: ffmpeg/ffprobe not installed");
+        if !crate::support::require(crate::support::Prereq::Ffmpeg) {
             return;
         }
     };
@@ -316,7 +319,7 @@ fn timed_recording_rotates_segments_stops_itself_and_can_restart() {
     assert!(rig.media.recording_of("virtual0").is_none());
     let again = rig.start(json!({"device": "virtual0"}));
     assert_ne!(again["session_id"], started["session_id"]);
-    std::thread::sleep(Duration::from_millis(1500));
+    rig.wait_segments("virtual0", 1);
     let r = rig.stop("virtual0");
     assert_eq!(r["session_id"], again["session_id"]);
     assert!(names(&r["files"]).iter().all(|f| !files.contains(f)), "new session lists only its own files");
@@ -327,12 +330,13 @@ fn stop_reports_every_segment_and_cancels_the_timer() {
     need_ffmpeg!();
     let rig = Rig::new();
     let first = rig.start(json!({"device": "virtual0", "duration_seconds": 3}));
-    std::thread::sleep(Duration::from_millis(800));
+    rig.wait_segments("virtual0", 1);
     rig.stop("virtual0");
     // A new unlimited session must survive the first session's timer (D5).
     let second = rig.start(json!({"device": "virtual0", "format": "fmp4"}));
     assert_eq!(second["format"], "fmp4");
-    std::thread::sleep(Duration::from_millis(4500));
+    // The third 2 s segment starts 4 s in: past the first session's 3 s timer.
+    rig.wait_segments("virtual0", 3);
     let status = rig.media.recording_status(&json!({"device": "/dev/video0"}));
     assert_eq!(status.unwrap_err().code(), -1000);
     let status = rig.media.recording_status(&json!({"device": "virtual0"})).unwrap();
@@ -378,7 +382,7 @@ fn killed_recorder_leaves_playable_segments_and_a_failed_session() {
     need_ffmpeg!();
     let rig = Rig::new();
     rig.start(json!({"device": "virtual0"}));
-    std::thread::sleep(Duration::from_millis(5000));
+    rig.wait_segments("virtual0", 3);
     let pids = child_pids_with(&rig.rec.to_string_lossy());
     assert_eq!(pids.len(), 1, "one recording ffmpeg expected, got {pids:?}");
     crate::support::unsafe_kill(pids[0] as u32, 9);
@@ -403,7 +407,7 @@ fn camera_removed_mid_recording_fails_the_session() {
     need_ffmpeg!();
     let rig = Rig::new();
     let s = rig.start(json!({"device": "virtual0"}));
-    std::thread::sleep(Duration::from_millis(2500));
+    rig.wait_segments("virtual0", 2);
     let mut gone = virtual_camera(0, 320, 240, 10);
     gone.status = CameraStatus::Disconnected;
     let gone = Arc::new(gone);
@@ -424,7 +428,7 @@ fn shutdown_finalises_running_recordings() {
     need_ffmpeg!();
     let rig = Rig::new();
     rig.start(json!({"device": "virtual0"}));
-    std::thread::sleep(Duration::from_millis(3000));
+    rig.wait_segments("virtual0", 2);
     let t = Instant::now();
     rig.supervisor.shutdown().trigger();
     assert!(rig.supervisor.join_all(Duration::from_secs(5)).is_empty());
@@ -467,11 +471,11 @@ fn full_disk_refuses_and_stops_cleanly() {
     let dir = TempDir::new("media-tmpfs");
     let mnt = dir.path().join("mnt");
     std::fs::create_dir_all(&mnt).unwrap();
-    let ok = Command::new("mount").args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"]).arg(&mnt).status();
-    if !ok.is_ok_and(|s| s.success()) {
-        eprintln!("SKIP: cannot mount a tmpfs (needs root)");
+    if !crate::support::require(crate::support::Prereq::Root) {
         return;
     }
+    let ok = Command::new("mount").args(["-t", "tmpfs", "-o", "size=8m", "tmpfs"]).arg(&mnt).status();
+    assert!(ok.is_ok_and(|s| s.success()), "cannot mount a tmpfs on {}", mnt.display());
     struct Unmount(PathBuf);
     impl Drop for Unmount {
         fn drop(&mut self) {
@@ -494,7 +498,7 @@ fn full_disk_refuses_and_stops_cleanly() {
 
         fill(4_000_000);
         rig.start(json!({"device": "virtual0"}));
-        std::thread::sleep(Duration::from_millis(3000));
+        rig.wait_segments("virtual0", 2);
         fill(7_700_000);
         let failed = rig.note("FAILED", Duration::from_secs(10));
         assert!(failed["error"].as_str().unwrap().starts_with("storage_full"), "{failed}");
@@ -534,12 +538,7 @@ fn daemon_snapshot_recording_and_sigterm() {
     need_ffmpeg!();
     let mut d = crate::support::Daemon::builder().yaml(VIRTUAL_YAML).start();
     let mut op = d.client_as("operator");
-    let snap = op.call("take_snapshot", json!({"device": "virtual0"}));
-    if snap["error"]["code"] == -1000 {
-        eprintln!("SKIP: the daemon does not know virtual0 yet (cameras component not on this branch)");
-        return;
-    }
-    let snap = snap["result"].clone();
+    let snap = op.ok("take_snapshot", json!({"device": "virtual0"}));
     assert_eq!(snap["status"], "completed", "{snap}");
     assert_eq!(image_info(&d.path("snapshots").join(snap["filename"].as_str().unwrap())), "mjpeg,320,240");
 
@@ -553,7 +552,10 @@ fn daemon_snapshot_recording_and_sigterm() {
     assert_eq!(status["session_id"], started["session_id"]);
     assert_eq!(op.call("start_recording", json!({"device": "virtual0"}))["error"]["code"], -1006);
 
-    std::thread::sleep(Duration::from_millis(3000));
+    crate::support::wait_until("two segments", Duration::from_secs(30), || {
+        let s = viewer.ok("get_recording_status", json!({"device": "virtual0"}));
+        s["files"].as_array().is_some_and(|f| f.len() >= 2)
+    });
     let (code, took) = d.terminate();
     assert_eq!(code, Some(0), "{}", d.stderr());
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");

@@ -100,6 +100,19 @@ impl Rig {
         self.events.send(ev).unwrap();
     }
 
+    /// Every camera event sent so far has been handled: the control thread took them all from the channel, and a
+    /// command sent after that (handled by the same thread, after the event) has come back.
+    fn settled(&self) {
+        wait_until("camera events taken", || self.events.is_empty());
+        assert!(matches!(self.mtx.ensure_path("camera99"), Err(Error::MediaMtx(_))), "no such camera");
+    }
+
+    /// `n` more periodic ticks (each starts with a runtime list) have run to completion.
+    fn ticks(&self, n: usize) {
+        let seen = self.fake.count("GET", "/v3/paths/list");
+        wait_until("control ticks", || self.fake.count("GET", "/v3/paths/list") > seen + n);
+    }
+
     fn state(&self) -> State {
         self.components.get("mediamtx").map(|c| c.state).unwrap_or(State::Starting)
     }
@@ -162,8 +175,8 @@ fn path_added_on_plug_and_deleted_on_unplug() {
     // The same event again converges to "equal → leave": reads only.
     rig.fake.clear_log();
     rig.plug(0);
-    wait_until("re-read", || rig.fake.count("GET", "/v3/config/paths/get/camera0") >= 1);
-    std::thread::sleep(Duration::from_millis(200));
+    rig.settled();
+    assert_eq!(rig.fake.count("GET", "/v3/config/paths/get/camera0"), 1, "re-read");
     assert_eq!(rig.fake.count("POST", "/v3/config/paths/"), 0, "{:?}", rig.fake.requests());
 
     rig.unplug(0);
@@ -202,7 +215,8 @@ fn path_kept_while_recording() {
     assert_eq!(patch.json(), json!({"record": true}));
     rig.recording.lock().insert("/dev/video1".into());
     rig.unplug(1);
-    std::thread::sleep(Duration::from_millis(800));
+    rig.settled();
+    rig.ticks(1);
     assert!(rig.fake.entry("camera1").is_some(), "deleted while recording");
     assert_eq!(rig.fake.count("DELETE", "/v3/config/paths/delete/"), 0);
     rig.recording.lock().clear();
@@ -286,7 +300,7 @@ fn reads_never_wait_on_a_hanging_mediamtx() {
 fn lazy_paths_when_auto_start_is_off() {
     let rig = Rig::start(FakeMediaMtx::start(), |c| c.camera.auto_start_streams = false);
     rig.plug(3);
-    std::thread::sleep(Duration::from_millis(600));
+    rig.settled();
     assert!(rig.fake.entry("camera3").is_none() && !rig.mtx.has_path("camera3"));
     rig.mtx.ensure_path("camera3").unwrap();
     assert!(rig.mtx.has_path("camera3"));
@@ -480,11 +494,18 @@ fn api_answers_while_mediamtx_is_down_or_hanging() {
             assert!(times[3] < Duration::from_millis(50), "{label}: {method} median {:?}", times[3]);
         }
     };
-    std::thread::sleep(Duration::from_millis(700));
+    let health_port = daemon.health_port;
+    let noticed = |what: &str| {
+        wait_until(what, || {
+            let (status, _, body) = crate::support::http_get(health_port, "/health/mediamtx", &[]);
+            status == 503 && String::from_utf8_lossy(&body).contains(what)
+        })
+    };
+    noticed("last error: timed out");
     check("hanging");
     fake.clear_faults();
     fake.set_down(true);
-    std::thread::sleep(Duration::from_millis(700));
+    noticed("last error: unreachable");
     check("down");
     let r = client.ok("get_streams", Value::Null);
     assert_eq!(r, json!([]), "MediaMTX down → empty list");
@@ -497,8 +518,9 @@ fn api_answers_while_mediamtx_is_down_or_hanging() {
         found.as_array().is_some_and(|a| a.iter().any(|s| s["name"] == "ext" && s["ready"] == true))
     });
     // A MediaMTX call in flight must not hold the daemon past its shutdown budget.
+    let before = fake.requests().len();
     fake.fault(Fault::Hang);
-    std::thread::sleep(Duration::from_millis(1200));
+    wait_until("a call hanging in MediaMTX", || fake.requests().len() > before);
     let (code, took) = daemon.terminate();
     assert_eq!(code, Some(0), "exit after {took:?}: {}", daemon.stderr());
 }

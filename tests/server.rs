@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tungstenite::Message;
 
-use crate::support::{http_get, token, token_with, Client, Daemon};
+use crate::support::{http_get, require, token, token_with, Client, Daemon, Prereq};
 
 fn err_code(v: &Value) -> i64 {
     v["error"]["code"].as_i64().unwrap_or_else(|| panic!("expected an error: {v}"))
@@ -128,8 +128,15 @@ fn expired_session_can_reauthenticate() {
     let d = Daemon::start();
     let mut c = d.client();
     assert_eq!(c.ok("authenticate", json!({"auth_token": token("viewer", 2)}))["authenticated"], true);
-    std::thread::sleep(Duration::from_millis(2500));
-    let r = c.call("ping", Value::Null);
+    // Ping until the session's token has expired (a few calls, well under the rate limit).
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let r = loop {
+        let r = c.call("ping", Value::Null);
+        if r.get("error").is_some() || std::time::Instant::now() > deadline {
+            break r;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
     assert_eq!(r["error"]["message"], "Authentication failed: token expired");
     assert_eq!(c.ok("authenticate", json!({"auth_token": token("viewer", 600)}))["authenticated"], true);
     assert_eq!(c.ok("ping", Value::Null), "pong");
@@ -186,7 +193,12 @@ fn connection_limit_refuses_extra_clients_only() {
         assert_eq!(c.ok("ping", Value::Null), "pong", "existing clients are unaffected");
     }
     drop(clients.pop());
-    std::thread::sleep(Duration::from_millis(200));
+    crate::support::wait_until("the server has seen the close", Duration::from_secs(10), || {
+        let (_, _, body) = http_get(d.health_port, "/metrics", &[]);
+        let text = String::from_utf8_lossy(&body).into_owned();
+        let open = text.lines().find_map(|l| l.strip_prefix("camera_service_websocket_connections "));
+        open.and_then(|v| v.parse::<f64>().ok()).is_some_and(|n| n < 3.0)
+    });
     let mut again = d.client_as("viewer");
     assert_eq!(again.ok("ping", Value::Null), "pong", "a freed slot can be used");
 }
@@ -359,13 +371,13 @@ fn plug_unopenable(dir: &std::path::Path, n: u32) -> bool {
 
 #[test]
 fn a_notification_reaches_100_idle_clients_and_only_authenticated_ones() {
+    if !require(Prereq::Root) {
+        return;
+    }
     let d = Daemon::start();
     let mut clients: Vec<Client> = (0..100).map(|_| d.client_as("viewer")).collect();
     let mut anonymous = d.client();
-    if !plug_unopenable(&d.path("dev"), 3) {
-        eprintln!("skipped: mknod needs root");
-        return;
-    }
+    assert!(plug_unopenable(&d.path("dev"), 3), "mknod: {}", std::io::Error::last_os_error());
     for (i, c) in clients.iter_mut().enumerate() {
         let n = c.wait_notification("camera_status_update", Duration::from_secs(10), |p| p["device"] == "/dev/video3");
         let n = n.unwrap_or_else(|| panic!("client {i} got no notification"));
@@ -377,6 +389,9 @@ fn a_notification_reaches_100_idle_clients_and_only_authenticated_ones() {
 
 #[test]
 fn a_client_that_stops_reading_is_disconnected_and_others_go_on() {
+    if !require(Prereq::Root) {
+        return;
+    }
     let d = Daemon::builder()
         .yaml("notifications:\n  websocket:\n    max_queue_size: 8\n    delivery_timeout: 0.5")
         .yaml("server:\n  max_message_size: 4096\n  max_frame_size: 4096")
@@ -394,10 +409,7 @@ fn a_client_that_stops_reading_is_disconnected_and_others_go_on() {
     let mut good = d.client_as("admin");
     let dev = d.path("dev");
     for round in 0..2000u32 {
-        if !plug_unopenable(&dev, 3) {
-            eprintln!("skipped: mknod needs root");
-            return;
-        }
+        assert!(plug_unopenable(&dev, 3), "mknod: {}", std::io::Error::last_os_error());
         good.wait_notification("camera_status_update", Duration::from_secs(10), |p| p["status"] == "ERROR")
             .unwrap_or_else(|| panic!("round {round}: no ERROR notification"));
         std::fs::remove_file(dev.join("video3")).unwrap();

@@ -153,10 +153,10 @@ impl ApiKeys {
             Err(e) if self.path.exists() => return Err(std::io::Error::other(e)),
             Err(_) => KeyFile { version: version(), updated_at: None, keys: Vec::new() },
         };
-        let key = ids::random_alnum(32);
+        let key = ids::random_alnum(32)?;
         let now = timefmt::now_rfc3339();
         let record = KeyRecord {
-            key_id: ids::random_alnum(22),
+            key_id: ids::random_alnum(22)?,
             name: name.to_string(),
             role: role.as_str().to_string(),
             created_at: Some(now.clone()),

@@ -126,7 +126,7 @@ impl Authenticator {
 /// `CAMERA_SERVICE_JWT_SECRET` / `security.jwt.secret_key` (the loader maps the env var onto the key); else
 /// `<state_dir>/jwt_secret`; else 32 random bytes written there with mode 0600 and a WARN. Never a built-in default.
 fn resolve_secret(config: &Config) -> Result<String, String> {
-    if let Some(s) = config.security.jwt.secret_key.as_deref() {
+    if let Some(s) = config.security.jwt.secret_key.as_ref().map(crate::config::Secret::expose) {
         if s.trim().is_empty() {
             return Err("security.jwt.secret_key: the JWT secret must not be empty".into());
         }
@@ -151,7 +151,7 @@ fn resolve_secret(config: &Config) -> Result<String, String> {
 
 fn generate_secret(path: &Path) -> Result<String, String> {
     let mut bytes = [0u8; 32];
-    crate::util::ids::random_bytes(&mut bytes);
+    crate::util::ids::random_bytes(&mut bytes).map_err(|e| format!("cannot generate a JWT secret: {e}"))?;
     let secret = crate::util::ids::hex(&bytes);
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;

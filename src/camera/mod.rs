@@ -1,13 +1,15 @@
-//! Cameras: V4L2 discovery, hot-plug, virtual cameras, camera methods (issue 5).
+//! Cameras: V4L2 discovery, hot-plug, virtual cameras, external RTSP sources, camera methods.
 //!
 //! Threads (started by [`Cameras::start`] through the supervisor):
 //! - `camera-discovery` owns the registry ([`registry`]): examines nodes, runs the state machine, publishes.
 //! - `camera-hotplug` watches the device directory with inotify and forwards `videoN` names ([`hotplug`]).
 //! - `camera-probe` runs the V4L2 ioctls ([`probe`], [`v4l2`]) so a slow driver never stalls the registry.
+//! - `camera-external` and `camera-ext-discovery` follow IP cameras ([`external`]) and report them to the registry.
 //!
 //! Everyone else reads the immutable snapshot behind [`Cameras`] or subscribes to [`CameraEvent`]s.
 #![deny(unsafe_code)] // the ioctl and poll islands (v4l2.rs, hotplug.rs) opt out explicitly
 
+pub mod external;
 mod hotplug;
 pub mod methods;
 pub mod model;
@@ -24,8 +26,9 @@ use std::time::Duration;
 use crossbeam_channel::{unbounded, Receiver, Sender};
 use parking_lot::{Mutex, RwLock};
 
+pub use external::ExternalStreams;
 pub use methods::METHODS;
-pub use model::{Camera, CameraEvent, CameraStatus, Format, FrameSize};
+pub use model::{Camera, CameraEvent, CameraKind, CameraStatus, Format, FrameSize};
 pub use registry::virtual_camera;
 
 use crate::config::Config;
@@ -41,6 +44,7 @@ pub(crate) struct Shared {
     snapshot: RwLock<Arc<Vec<Arc<Camera>>>>,
     subscribers: Mutex<Vec<Sender<CameraEvent>>>,
     commands: OnceLock<Sender<Msg>>,
+    external: OnceLock<ExternalStreams>,
 }
 
 #[derive(Clone, Default)]
@@ -49,17 +53,19 @@ pub struct Cameras {
 }
 
 /// A client-supplied camera id, parsed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CameraId {
     /// `/dev/videoN` or `cameraN`.
     Real(u32),
     /// `virtualN`.
     Virtual(u32),
+    /// A stream name (letters, digits, `_`, `-`): an external camera, if one has that name.
+    Name(String),
 }
 
 impl CameraId {
-    /// `/dev/videoN`, `cameraN` or `virtualN` with N a plain decimal number (no sign, no leading zeros);
-    /// anything else is malformed (-32602).
+    /// `/dev/videoN`, `cameraN` or `virtualN` with N a plain decimal number (no sign, no leading zeros), or a
+    /// valid stream name; anything else is malformed (-32602).
     pub fn parse(id: &str) -> Result<CameraId> {
         let number = |s: &str| -> Option<u32> {
             let ok = !s.is_empty() && s.len() <= 9 && s.bytes().all(|b| b.is_ascii_digit());
@@ -74,9 +80,13 @@ impl CameraId {
         } else {
             None
         };
-        parsed.ok_or_else(|| {
-            Error::invalid_params(format!("device must be /dev/videoN, cameraN or virtualN, got {id:?}"))
-        })
+        parsed
+            .or_else(|| external::source::name_problem(id).is_none().then(|| CameraId::Name(id.to_string())))
+            .ok_or_else(|| {
+                Error::invalid_params(format!(
+                    "device must be /dev/videoN, cameraN, virtualN or an external stream name, got {id:?}"
+                ))
+            })
     }
 }
 
@@ -106,14 +116,28 @@ impl Cameras {
         let sd = shutdown.clone();
         supervisor.spawn("camera-discovery", move || registry.run(rx, ready_tx, sd))?;
 
+        let to_registry = tx.clone();
+        let publish = Box::new(move |c: external::Change| drop(to_registry.send(Msg::External(c))));
+        let (ext, ext_ready) = external::start(&config, publish, supervisor)?;
+        let _ = cameras.shared.external.set(ext);
+
         let watcher = hotplug::Watcher::new(&config.camera, tx);
         supervisor.spawn("camera-hotplug", move || watcher.run(shutdown))?;
 
-        let wait = Duration::from_secs_f64(config.camera.capability_timeout.max(0.1) + 1.0);
-        if ready_rx.recv_timeout(wait).is_err() {
-            log::warn!("camera discovery: initial scan not finished after {wait:?}; continuing");
+        // The first list already shows plugged cameras and whether each external source answers.
+        let probes = config.camera.capability_timeout.max(2.0 * config.camera.external_probe_timeout);
+        let deadline = std::time::Instant::now() + Duration::from_secs_f64(probes.max(0.1) + 1.0);
+        for (ready, what) in [(ready_rx, "camera discovery"), (ext_ready, "external camera checks")] {
+            if ready.recv_deadline(deadline).is_err() {
+                log::warn!("{what}: initial round not finished in time; continuing");
+            }
         }
         Ok(cameras)
+    }
+
+    /// The external (IP camera) streams: add, remove, list, discover.
+    pub fn external(&self) -> ExternalStreams {
+        self.shared.external.get().cloned().unwrap_or_default()
     }
 
     /// Every camera seen since start, in discovery order (virtual cameras first, in config order).
@@ -121,18 +145,24 @@ impl Cameras {
         self.shared.snapshot.read().as_ref().clone()
     }
 
-    /// Resolve a client-supplied id (`/dev/videoN`, `cameraN`, `virtualN`): malformed → -32602, never seen → -1000.
+    /// Resolve a client-supplied id (`/dev/videoN`, `cameraN`, `virtualN`, an external stream name): malformed →
+    /// -32602, never seen → -1000. A name that is no external camera's is not a camera id at all: -32602, as
+    /// before external cameras existed.
     pub fn get(&self, id: &str) -> Result<Arc<Camera>> {
         let wanted = CameraId::parse(id)?;
         let snapshot = self.shared.snapshot.read().clone();
-        snapshot
-            .iter()
-            .find(|c| {
-                let have = if c.is_virtual { CameraId::Virtual(c.number) } else { CameraId::Real(c.number) };
-                have == wanted
-            })
-            .cloned()
-            .ok_or_else(|| Error::CameraNotFound(id.to_string()))
+        let found = snapshot.iter().find(|c| match (&wanted, c.kind) {
+            (CameraId::Real(n), CameraKind::V4l2) | (CameraId::Virtual(n), CameraKind::Virtual) => c.number == *n,
+            (CameraId::Name(name), CameraKind::External) => c.device == *name,
+            _ => false,
+        });
+        match (found, wanted) {
+            (Some(c), _) => Ok(c.clone()),
+            (None, CameraId::Name(_)) => Err(Error::invalid_params(format!(
+                "device {id:?} is not a camera: expected /dev/videoN, cameraN, virtualN or the name of an external stream"
+            ))),
+            (None, _) => Err(Error::CameraNotFound(id.to_string())),
+        }
     }
 
     /// Registry changes, for components that follow cameras (MediaMTX paths, recordings).
@@ -167,11 +197,29 @@ mod tests {
         assert_eq!(CameraId::parse("/dev/video0").unwrap(), CameraId::Real(0));
         assert_eq!(CameraId::parse("camera12").unwrap(), CameraId::Real(12));
         assert_eq!(CameraId::parse("virtual1").unwrap(), CameraId::Virtual(1));
+        assert_eq!(CameraId::parse("front_door-2").unwrap(), CameraId::Name("front_door-2".into()));
         for bad in
-            ["", "video0", "/dev/video", "/dev/video-1", "camera01", "camera+1", "cam0", "virtual", "/dev/videoX"]
+            ["", "video0", "/dev/video", "/dev/video-1", "camera01", "camera+1", "virtual", "/dev/videoX", "a b", "x/y"]
         {
             assert!(matches!(CameraId::parse(bad), Err(Error::InvalidParams(_))), "{bad}");
         }
+    }
+
+    #[test]
+    fn external_ids_resolve_and_unknown_names_stay_malformed() {
+        let mut ext = Camera::unprobed(external::NO_DEVICE_NODE, CameraStatus::Connected);
+        (ext.device, ext.path_name, ext.kind) = ("door".into(), "door".into(), CameraKind::External);
+        let v = registry::virtual_camera(0, &Default::default());
+        let c = Cameras::fixed(vec![v, Camera::unprobed(0, CameraStatus::Connected), ext]);
+        assert_eq!(c.get("door").unwrap().device, "door");
+        assert_eq!(c.get("camera0").unwrap().device, "/dev/video0");
+        assert_eq!(c.get("virtual0").unwrap().device, "virtual0");
+        assert!(matches!(c.get("nonsense"), Err(Error::InvalidParams(_))), "unknown names are not camera ids");
+        assert!(matches!(c.get("Door"), Err(Error::InvalidParams(_))));
+        assert!(matches!(c.get("camera1"), Err(Error::CameraNotFound(_))));
+        assert!(matches!(c.get("virtual1"), Err(Error::CameraNotFound(_))));
+        // An external camera never answers to a device-number id, however its number is set.
+        assert!(c.get(&format!("/dev/video{}", external::NO_DEVICE_NODE)).is_err());
     }
 
     #[test]

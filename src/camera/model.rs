@@ -3,7 +3,29 @@
 
 use serde::Serialize;
 
+use super::external::{SourceUrl, Transport};
 use crate::config::VirtualCameraConfig;
+
+/// What kind of source a camera is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CameraKind {
+    /// A `/dev/videoN` device.
+    #[default]
+    V4l2,
+    /// A configured ffmpeg test pattern (`virtualN`).
+    Virtual,
+    /// An RTSP source (IP camera) named by its stream name.
+    External,
+}
+
+/// Where an external camera's stream comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExternalSource {
+    /// The real URL (credentials included) is only reachable through `SourceUrl::expose`.
+    pub url: SourceUrl,
+    pub transport: Transport,
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum CameraStatus {
@@ -44,12 +66,13 @@ pub struct Format {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Camera {
-    /// Public id in responses: `/dev/videoN`, or `virtualN` for a virtual camera.
+    /// Public id in responses: `/dev/videoN`, `virtualN` for a virtual camera, the stream name of an external one.
     pub device: String,
-    /// MediaMTX path / stream name: `cameraN` or `virtualN`.
+    /// MediaMTX path / stream name: `cameraN`, `virtualN`, or an external camera's stream name.
     pub path_name: String,
-    /// N.
+    /// N (`external::NO_DEVICE_NODE` for an external camera, which has no device node).
     pub number: u32,
+    pub kind: CameraKind,
     pub status: CameraStatus,
     /// V4L2 card name (fallback `Camera N`); a virtual camera's configured name.
     pub name: String,
@@ -71,6 +94,8 @@ pub struct Camera {
     pub virtual_source: Option<VirtualCameraConfig>,
     /// Preferred input for ffmpeg: V4L2 input format name (`mjpeg`, `yuyv422`), if known.
     pub input_format: Option<String>,
+    /// Set for external cameras: the RTSP source to read.
+    pub external: Option<ExternalSource>,
 }
 
 impl Camera {
@@ -81,6 +106,7 @@ impl Camera {
             device: format!("/dev/video{n}"),
             path_name: format!("camera{n}"),
             number: n,
+            kind: CameraKind::V4l2,
             status,
             name: format!("Camera {n}"),
             identity: format!("node:/dev/video{n}"),
@@ -95,6 +121,7 @@ impl Camera {
             error: None,
             virtual_source: None,
             input_format: None,
+            external: None,
         }
     }
 }

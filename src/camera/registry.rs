@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use serde_json::Value;
 
-use super::model::{ffmpeg_input_format, preferred_mode, Camera, CameraEvent, CameraStatus, DEFAULT_FPS};
+use super::external::Change;
+use super::model::{ffmpeg_input_format, preferred_mode, Camera, CameraEvent, CameraKind, CameraStatus, DEFAULT_FPS};
 use super::model::{Format, FrameSize, DEFAULT_RESOLUTION};
 use super::probe::{self, CaptureInfo, ProbeError, Probed};
 use super::{sysfs, wire, Shared};
@@ -43,6 +44,8 @@ pub enum Msg {
     Probed(probe::Reply),
     /// Re-evaluate `camera_status_update` for a device id.
     Announce(String),
+    /// An external camera appeared, changed or was removed.
+    External(Change),
 }
 
 /// What identifies one incarnation of a device node.
@@ -92,6 +95,8 @@ pub struct Registry {
     /// Real cameras in the order they first became visible.
     order: Vec<u32>,
     virtuals: Vec<Arc<Camera>>,
+    /// External cameras, in the order their monitor first reported them.
+    externals: Vec<Arc<Camera>>,
     last_sent: HashMap<String, Value>,
     next_token: u64,
     jobs: Sender<probe::Job>,
@@ -117,6 +122,7 @@ impl Registry {
             entries: BTreeMap::new(),
             order: Vec::new(),
             virtuals,
+            externals: Vec::new(),
             last_sent: HashMap::new(),
             next_token: 0,
             jobs,
@@ -174,6 +180,36 @@ impl Registry {
                 if let Some(cam) = cam {
                     self.notify(&cam);
                 }
+            }
+            Msg::External(change) => self.on_external(change),
+        }
+    }
+
+    /// External cameras are examined by their own thread; the registry publishes what it reports.
+    fn on_external(&mut self, change: Change) {
+        match change {
+            Change::Upsert(cam) => {
+                let i = self.externals.iter().position(|c| c.device == cam.device);
+                let prev = i.map(|i| self.externals[i].clone());
+                if prev.as_deref() == Some(&*cam) {
+                    return;
+                }
+                let cam = Arc::new(*cam);
+                match i {
+                    Some(i) => self.externals[i] = cam.clone(),
+                    None => self.externals.push(cam.clone()),
+                }
+                self.announce(&cam, prev.map(|p| p.status));
+            }
+            Change::Remove(device) => {
+                let Some(i) = self.externals.iter().position(|c| c.device == device) else { return };
+                let prev = self.externals.remove(i);
+                // Followers (MediaMTX paths, recordings) and clients see it disconnect once; then it is unlisted.
+                let gone = Arc::new(disconnected_camera(&prev));
+                self.publish_snapshot();
+                self.send_event(&gone, Some(prev.status));
+                self.notify(&gone);
+                self.last_sent.remove(&device);
             }
         }
     }
@@ -331,14 +367,20 @@ impl Registry {
         if prev.is_none() {
             self.order.push(n);
         }
+        self.announce(&cam, prev.map(|p| p.status));
+    }
+
+    /// Snapshot, event and (when its params changed) notification for a camera that changed.
+    fn announce(&mut self, cam: &Arc<Camera>, previous: Option<CameraStatus>) {
         self.publish_snapshot();
-        self.send_event(&cam, prev.map(|p| p.status));
-        self.notify(&cam);
+        self.send_event(cam, previous);
+        self.notify(cam);
     }
 
     fn publish_snapshot(&mut self) {
         let mut list = self.virtuals.clone();
         list.extend(self.order.iter().filter_map(|n| self.entries.get(n).and_then(|e| e.camera.clone())));
+        list.extend(self.externals.iter().cloned());
         let connected = list.iter().filter(|c| c.status == CameraStatus::Connected).count();
         *self.shared.snapshot.write() = Arc::new(list);
         let details = format!("Camera monitor is running with {connected} cameras");
@@ -452,6 +494,7 @@ pub fn virtual_camera(i: usize, v: &VirtualCameraConfig) -> Camera {
         device: name.clone(),
         path_name: name,
         number: i as u32,
+        kind: CameraKind::Virtual,
         status: CameraStatus::Connected,
         name: v.name.clone(),
         identity: format!("virtual:{i}:{}", v.pattern),
@@ -470,5 +513,6 @@ pub fn virtual_camera(i: usize, v: &VirtualCameraConfig) -> Camera {
         error: None,
         virtual_source: Some(v.clone()),
         input_format: None,
+        external: None,
     }
 }

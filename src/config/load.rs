@@ -344,6 +344,18 @@ mod tests {
         );
         let e = load_text("server: {foo: 1}\n", &[], true).unwrap_err();
         assert_eq!(e.0, "server.foo: unknown configuration key (--strict-config)");
+        // Odd keys are quoted, so every line still starts with the key it is about (found by the config fuzz test).
+        let e = load_text("\".\": 1\nserver: {\"\": 2, \"a\\nb\": 3}\n", &[], true).unwrap_err();
+        let mut lines: Vec<&str> = e.0.lines().collect();
+        lines.sort();
+        assert_eq!(
+            lines,
+            [
+                "\".\": unknown configuration key (--strict-config)",
+                "server.\"\": unknown configuration key (--strict-config)",
+                "server.\"a\\nb\": unknown configuration key (--strict-config)",
+            ]
+        );
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! deliberate exception: `camera.auto_start_streams` defaults to true. Loading (search order, YAML, environment
 //! overrides, validation, unknown-key warnings) lives in [`load`]; this file only describes the shape.
 
+pub mod external;
 pub mod load;
 pub mod schema;
+pub mod secret;
 pub mod validate;
 
 use std::collections::BTreeSet;
@@ -13,7 +15,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use external::{ExternalCameraConfig, ExternalDiscoveryConfig};
 pub use load::{load, ConfigError, LoadOptions, Loaded};
+pub use secret::{Secret, REDACTED};
 
 /// The complete effective configuration.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -22,6 +26,8 @@ pub struct Config {
     pub server: ServerConfig,
     pub mediamtx: MediaMtxConfig,
     pub camera: CameraConfig,
+    /// Scanning the network for RTSP streams (IP cameras).
+    pub external_discovery: ExternalDiscoveryConfig,
     pub logging: LoggingConfig,
     pub recording: RecordingConfig,
     pub snapshots: SnapshotsConfig,
@@ -45,6 +51,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             mediamtx: MediaMtxConfig::default(),
             camera: CameraConfig::default(),
+            external_discovery: ExternalDiscoveryConfig::default(),
             logging: LoggingConfig::default(),
             recording: RecordingConfig::default(),
             snapshots: SnapshotsConfig::default(),
@@ -77,6 +84,14 @@ impl Config {
         } else {
             self.recording.rotation_minutes * 60
         }
+    }
+
+    /// The effective configuration as YAML with every secret redacted: the JWT secret, and the password of any
+    /// URL (`--check-config` prints this).
+    pub fn to_redacted_yaml(&self) -> Result<String, serde_norway::Error> {
+        let mut tree = serde_norway::to_value(self)?;
+        secret::redact_urls(&mut tree);
+        serde_norway::to_string(&tree)
     }
 }
 
@@ -330,6 +345,12 @@ pub struct CameraConfig {
     /// Virtual test-pattern cameras (`virtual0`, `virtual1`, ... in this order).
     #[serde(rename = "virtual")]
     pub virtual_cameras: Vec<VirtualCameraConfig>,
+    /// External RTSP sources (IP cameras); more can be added at run time.
+    pub external: Vec<ExternalCameraConfig>,
+    /// Seconds between checks of each external source.
+    pub external_probe_interval: f64,
+    /// Seconds one check of an external source may take.
+    pub external_probe_timeout: f64,
 }
 
 impl Default for CameraConfig {
@@ -346,6 +367,9 @@ impl Default for CameraConfig {
             device_dir: PathBuf::from("/dev"),
             sysfs_dir: PathBuf::from("/sys"),
             virtual_cameras: Vec::new(),
+            external: Vec::new(),
+            external_probe_interval: 5.0,
+            external_probe_timeout: 3.0,
         }
     }
 }
@@ -712,7 +736,8 @@ pub struct SecurityConfig {
 #[serde(default)]
 pub struct JwtConfig {
     /// Overridden by `CAMERA_SERVICE_JWT_SECRET`; unset = `<state_dir>/jwt_secret` (generated on first start).
-    pub secret_key: Option<String>,
+    /// Printed and logged only as `<redacted>`.
+    pub secret_key: Option<Secret>,
     pub expiry_hours: u64,
     pub algorithm: String,
 }

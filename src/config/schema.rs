@@ -9,7 +9,7 @@ use std::sync::OnceLock;
 
 use serde_norway::{Mapping, Value};
 
-use super::{ByteSize, Config, VirtualCameraConfig};
+use super::{ByteSize, Config, ExternalCameraConfig, VirtualCameraConfig};
 
 /// What a key accepts.
 #[derive(Debug, Clone, PartialEq)]
@@ -60,17 +60,23 @@ fn hint(path: &str) -> Option<Kind> {
         | "mediamtx.preset"
         | "security.jwt.secret_key"
         | "security.ssl.cert_file"
-        | "security.ssl.key_file" => Kind::OptStr,
+        | "security.ssl.key_file"
+        | "camera.external[].transport" => Kind::OptStr,
+        "external_discovery.hosts" => Kind::List(Box::new(Kind::Str)),
         "logging.max_file_size" => Kind::Size,
-        "camera.virtual" => {
-            let def = serde_norway::to_value(VirtualCameraConfig::default()).expect("serializable default");
-            match derive("camera.virtual[]", &def) {
-                Kind::Map(fields) => Kind::Records(fields, def),
-                _ => unreachable!("a record default is a mapping"),
-            }
-        }
+        "camera.virtual" => records("camera.virtual[]", VirtualCameraConfig::default()),
+        "camera.external" => records("camera.external[]", ExternalCameraConfig::default()),
         _ => return None,
     })
+}
+
+/// A list of mappings, each merged over `default`.
+fn records(path: &str, default: impl serde::Serialize) -> Kind {
+    let def = serde_norway::to_value(default).expect("serializable default");
+    match derive(path, &def) {
+        Kind::Map(fields) => Kind::Records(fields, def),
+        _ => unreachable!("a record default is a mapping"),
+    }
 }
 
 fn derive(path: &str, v: &Value) -> Kind {
@@ -231,8 +237,11 @@ pub fn normalize(kind: &Kind, path: &str, v: &Value, w: &mut Walk) -> Option<Val
 fn walk_fields(fields: &[(String, Kind)], path: &str, m: &Mapping, w: &mut Walk) -> Mapping {
     let mut out = Mapping::new();
     for (k, v) in m {
+        // Only plain names go out bare: an empty key, or one with a dot, a space or a line break, would make the
+        // `key: reason` line ambiguous or split it, so such keys are quoted.
+        let plain = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-');
         let name = match k {
-            Value::String(s) => s.clone(),
+            Value::String(s) if plain(s) => s.clone(),
             other => describe(other),
         };
         let key = if path.is_empty() { name.clone() } else { format!("{path}.{name}") };

@@ -39,7 +39,8 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn value(&self, key: &str) -> Option<&'a Value> {
+    /// The value at `key`, unless it is null or already failed a rule.
+    pub(super) fn value(&self, key: &str) -> Option<&'a Value> {
         if self.failed.contains(key) {
             return None;
         }
@@ -93,6 +94,15 @@ impl<'a> Checker<'a> {
         }
     }
 
+    /// Number within `lo..=hi`.
+    pub fn range_f64(&mut self, key: &str, lo: f64, hi: f64) {
+        if let Some(v) = self.float(key) {
+            if v.is_nan() || v < lo || v > hi {
+                self.fail(key, format!("expected {lo}..{hi}, got {v}"));
+            }
+        }
+    }
+
     pub fn non_empty(&mut self, key: &str) {
         if let Some(s) = self.str(key) {
             if s.trim().is_empty() {
@@ -125,6 +135,7 @@ pub fn validate(root: &Value, origins: &BTreeMap<String, String>, already_failed
     server(&mut c);
     mediamtx(&mut c);
     camera(&mut c);
+    super::external::validate(&mut c);
     logging(&mut c);
     recording(&mut c);
     snapshots(&mut c);
@@ -293,6 +304,11 @@ fn rest(c: &mut Checker) {
         "security.jwt.secret_key",
         |v| v.as_str() != Some(PYTHON_DEFAULT_SECRET),
         |_| "the Python built-in default secret is not allowed; set a real secret or remove the key".into(),
+    );
+    c.check(
+        "security.jwt.secret_key",
+        |v| v.as_str() != Some(super::secret::REDACTED),
+        |_| "\"<redacted>\" is what --check-config prints in place of the secret; set the real secret".into(),
     );
     c.at_least("security.jwt.expiry_hours", 1);
     c.one_of("security.jwt.algorithm", &["HS256"]);

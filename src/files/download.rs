@@ -175,16 +175,19 @@ fn disposition(name: &str) -> String {
     format!("attachment; filename=\"{plain}\"; filename*=UTF-8''{encoded}")
 }
 
-#[derive(Debug, PartialEq)]
-enum Range {
+/// What a `Range` header asks of a body of known length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Range {
+    /// No (usable) range: the whole body, 200.
     Full,
-    /// Inclusive byte positions.
+    /// Inclusive byte positions, `start <= end < len`: 206.
     Part(u64, u64),
+    /// A well-formed range that starts at or beyond the end: 416.
     Unsatisfiable,
 }
 
 /// One `bytes=` range (RFC 9110 §14.1.2). Malformed or multi-range headers are ignored (full body).
-fn parse_range(header: Option<&str>, len: u64) -> Range {
+pub fn parse_range(header: Option<&str>, len: u64) -> Range {
     let Some(spec) = header.map(str::trim) else { return Range::Full };
     let Some((unit, set)) = spec.split_once('=') else { return Range::Full };
     if !unit.trim().eq_ignore_ascii_case("bytes") || set.contains(',') {

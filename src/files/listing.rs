@@ -60,11 +60,18 @@ pub struct DirIndex {
     dir: PathBuf,
     scan: Mutex<Option<Arc<Scan>>>,
     meta: Mutex<HashMap<PathBuf, (u64, SystemTime, MediaInfo)>>,
+    /// Files whose metadata could not be read and that were logged: one WARN per file, not one per listing.
+    unparsable: Mutex<HashSet<PathBuf>>,
 }
 
 impl DirIndex {
     pub fn new(dir: PathBuf) -> DirIndex {
-        DirIndex { dir, scan: Mutex::new(None), meta: Mutex::new(HashMap::new()) }
+        DirIndex {
+            dir,
+            scan: Mutex::new(None),
+            meta: Mutex::new(HashMap::new()),
+            unparsable: Mutex::new(HashSet::new()),
+        }
     }
 
     pub fn dir(&self) -> &Path {
@@ -89,6 +96,7 @@ impl DirIndex {
         let entries = scan.entries.clone();
         let live: HashSet<&Path> = entries.iter().map(|e| e.path.as_path()).collect();
         self.meta.lock().retain(|p, _| live.contains(p.as_path()));
+        self.unparsable.lock().retain(|p| live.contains(p.as_path()));
         *self.scan.lock() = Some(scan);
         Ok(entries)
     }
@@ -159,7 +167,14 @@ impl DirIndex {
                 return *info;
             }
         }
-        let info = meta::probe(&e.path);
+        let info = meta::probe(&e.path).unwrap_or_else(|err| {
+            if err.kind() == io::ErrorKind::NotFound {
+                log::debug!("{}: removed while listing", e.path.display());
+            } else if self.unparsable.lock().insert(e.path.clone()) {
+                log::warn!("{}: listed without duration and size: {err}", e.path.display());
+            }
+            MediaInfo::default()
+        });
         self.meta.lock().insert(e.path.clone(), (e.size, e.modified, info));
         info
     }

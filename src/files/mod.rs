@@ -32,7 +32,7 @@ pub use crate::sys::{disk_usage, DiskUsage};
 
 pub use listing::Entry;
 pub use retention::CleanupReport;
-pub use state::{PolicyType, RetentionPolicy};
+pub use state::{PolicySource, PolicyType, RetentionPolicy};
 
 use crate::app::App;
 use crate::http::{Request, Response};
@@ -61,8 +61,8 @@ struct Inner {
     recordings: listing::DirIndex,
     snapshots: listing::DirIndex,
     thresholds: RwLock<Thresholds>,
-    /// `None` until an admin sets one: the policy then comes from config.
-    policy: RwLock<Option<RetentionPolicy>>,
+    /// `Config` until an admin sets one; `Unreadable` while the persisted one cannot be used.
+    policy: RwLock<PolicySource>,
     /// Recursive sizes (recordings, snapshots) and when they were computed.
     sizes: Mutex<Option<(Instant, u64, u64)>>,
     /// Serialises cleanup runs (scheduled and on demand); it guards no data.
@@ -93,7 +93,7 @@ impl Files {
     fn build(config: Arc<Config>, active: ActiveFiles, persist: bool) -> Files {
         let rec = &config.recording;
         let mut thresholds = Thresholds { warning: rec.storage_warn_percent, critical: rec.storage_block_percent };
-        let mut policy = None;
+        let mut policy = PolicySource::Config;
         if persist {
             match state::load::<state::StoredThresholds>(&config.state_dir, state::THRESHOLDS_FILE) {
                 Ok(Some(t)) if t.warning_threshold < t.critical_threshold && t.critical_threshold <= 100 => {
@@ -103,9 +103,9 @@ impl Files {
                 Ok(None) => {}
                 Err(e) => log::warn!("ignoring unreadable {}: {e}", state::THRESHOLDS_FILE),
             }
-            match state::load::<RetentionPolicy>(&config.state_dir, state::RETENTION_FILE) {
-                Ok(p) => policy = p,
-                Err(e) => log::warn!("ignoring unreadable {}: {e}; using the configured policy", state::RETENTION_FILE),
+            policy = state::load_retention(&config.state_dir);
+            if let PolicySource::Unreadable(reason) = &policy {
+                report_unreadable_policy(&config.state_dir, reason);
             }
         }
         let inner = Inner {
@@ -171,16 +171,36 @@ impl Files {
 
     /// The retention policy an admin set, if any.
     pub fn retention_policy(&self) -> Option<RetentionPolicy> {
-        self.inner.policy.read().clone()
+        match &*self.inner.policy.read() {
+            PolicySource::Set(p) => Some(p.clone()),
+            PolicySource::Config | PolicySource::Unreadable(_) => None,
+        }
     }
 
-    /// Persists `p` (atomically) and makes it the policy.
+    /// Where the policy in force comes from. While the persisted policy is unreadable, the file is read again
+    /// on every call, so a repaired file takes effect without a restart.
+    pub fn policy_source(&self) -> PolicySource {
+        let current = self.inner.policy.read().clone();
+        if !matches!(current, PolicySource::Unreadable(_)) || !self.inner.persist {
+            return current;
+        }
+        let reread = state::load_retention(&self.inner.config.state_dir);
+        match &reread {
+            PolicySource::Unreadable(_) => return current,
+            PolicySource::Set(p) => log::info!("{} is readable again: {p:?}", state::RETENTION_FILE),
+            PolicySource::Config => log::info!("{} was removed: the configured policy applies", state::RETENTION_FILE),
+        }
+        *self.inner.policy.write() = reread.clone();
+        reread
+    }
+
+    /// Persists `p` (atomically, replacing an unreadable file) and makes it the policy.
     pub fn set_retention_policy(&self, p: RetentionPolicy) -> io::Result<()> {
         if self.inner.persist {
-            state::save(&self.inner.config.state_dir, state::RETENTION_FILE, &p)?;
+            state::save_retention(&self.inner.config.state_dir, &p)?;
         }
         log::info!("retention policy set: {p:?}");
-        *self.inner.policy.write() = Some(p);
+        *self.inner.policy.write() = PolicySource::Set(p);
         Ok(())
     }
 
@@ -223,6 +243,19 @@ impl Files {
         self.inner.snapshots.invalidate();
         *self.inner.sizes.lock() = None;
     }
+}
+
+/// The operator must see this: cleanup is off until they act.
+fn report_unreadable_policy(state_dir: &Path, reason: &str) {
+    let last = match state::last_good_retention(state_dir) {
+        Some(p) => format!("the last good policy is kept in {}: {p:?}", state::RETENTION_LAST_GOOD_FILE),
+        None => "no earlier copy is kept".to_string(),
+    };
+    log::error!(
+        "retention policy {} is unusable ({reason}): automatic cleanup is suspended until the file is repaired or \
+         set_retention_policy is called; {last}",
+        state_dir.join(state::RETENTION_FILE).display()
+    );
 }
 
 /// Bytes used by regular files under `dir` (symlinks not followed; depth bounded against loops and abuse).

@@ -8,6 +8,8 @@
 //!   until their total is at most `max_size_gb` GiB; both also keep at most `snapshots.max_count` snapshots.
 //! - `manual` → nothing on schedule; an explicit call applies the configured rules.
 //! - `enabled: false` → nothing is removed, on schedule or on demand.
+//! - a persisted policy that cannot be read → nothing is removed, on schedule or on demand, until it is readable
+//!   again or set again (falling back to the configured rules could delete what the operator had switched off).
 //!
 //! Files of an active recording, hidden and in-progress files are never candidates.
 
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::listing::Entry;
-use super::state::{PolicyType, RetentionPolicy};
+use super::state::{PolicySource, PolicyType, RetentionPolicy, RETENTION_FILE};
 use super::Files;
 use crate::config::Config;
 use crate::error::FileKind;
@@ -136,7 +138,13 @@ fn select(files: &[Candidate], rules: &Rules, now: SystemTime) -> Vec<(usize, &'
 impl Files {
     /// The scheduled run (retention thread). Errors are logged; the thread carries on.
     pub(super) fn scheduled_cleanup(&self) {
-        let policy = self.retention_policy();
+        let policy = match self.policy_in_force() {
+            Ok(p) => p,
+            Err(reason) => {
+                log::error!("retention: scheduled cleanup skipped: {reason}");
+                return;
+            }
+        };
         let Some(rules) = rules(self.config(), policy.as_ref(), true) else {
             log::debug!("retention: scheduled cleanup skipped (policy is manual or disabled)");
             return;
@@ -148,13 +156,25 @@ impl Files {
 
     /// `cleanup_old_files`: apply the policy now.
     pub fn cleanup_now(&self) -> io::Result<CleanupReport> {
-        let policy = self.retention_policy();
+        let policy = self.policy_in_force().map_err(|reason| io::Error::new(io::ErrorKind::InvalidData, reason))?;
         match rules(self.config(), policy.as_ref(), false) {
             Some(rules) => self.run_cleanup(&rules),
             None => {
                 log::info!("retention: cleanup requested but the retention policy is disabled");
                 Ok(CleanupReport::default())
             }
+        }
+    }
+
+    /// The admin-set policy (`None`: the configured rules), or why no cleanup may run.
+    fn policy_in_force(&self) -> Result<Option<RetentionPolicy>, String> {
+        match self.policy_source() {
+            PolicySource::Config => Ok(None),
+            PolicySource::Set(p) => Ok(Some(p)),
+            PolicySource::Unreadable(reason) => Err(format!(
+                "the persisted retention policy ({RETENTION_FILE} in the state directory) is unusable ({reason}); \
+                 repair it or call set_retention_policy"
+            )),
         }
     }
 

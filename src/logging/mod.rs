@@ -117,7 +117,9 @@ impl Log for Logger {
         if !self.filter.matches(record) {
             return;
         }
-        let message = record.args().to_string();
+        // Source URLs may carry credentials: no log line ever shows a password, whoever logged it.
+        let raw = record.args().to_string();
+        let message = if raw.contains("://") { crate::util::redact::text(&raw).into_owned() } else { raw };
         let thread = std::thread::current();
         let line = CORRELATION.with(|c| {
             let c = c.borrow();

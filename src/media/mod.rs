@@ -13,7 +13,6 @@
 //! tests can drive it with plain `Camera` values and a fake stream server.
 
 mod grabber;
-mod image;
 pub mod process;
 mod recorder;
 pub mod rpc;
@@ -40,7 +39,6 @@ use crate::process::status::Components;
 use crate::process::Supervisor;
 use crate::rpc::notify::Hub;
 
-pub use image::dimensions as image_dimensions;
 pub use rpc::METHODS;
 
 /// What camera listings show about a running recording.

@@ -28,6 +28,10 @@ pub use session::{status_json, StartRequest};
 const TICK: Duration = Duration::from_millis(500);
 /// MediaMTX (HTTP) checks run every this many ticks.
 const MTX_EVERY_TICKS: u32 = 4;
+/// How long a MediaMTX start waits for the recorder's first segment file. MediaMTX names a segment from its own
+/// clock when the first part is written (`recordPartDuration` after the first key frame), so only the file tells
+/// the real name; past this wait the name predicted at the request is announced.
+const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(5);
 /// Keep-alive reader restarts before the session fails.
 const MAX_KEEPALIVE_RESTARTS: u32 = 3;
 /// Direct ffmpeg ends a timed recording itself (`-t`); the timer is a safety net this much later.
@@ -47,10 +51,12 @@ pub enum Command {
         device: String,
         reply: Reply,
     },
-    /// A MediaMTX start finished its preparation (keep-alive reader running and path ready, or an error).
+    /// A MediaMTX start finished its preparation (keep-alive reader running and path ready, or an error), with
+    /// the name of the recorder's first segment once it appeared.
     Prepared {
         session_id: String,
         result: Result<Ffmpeg>,
+        first_file: Option<String>,
     },
 }
 
@@ -133,7 +139,7 @@ impl Recorder {
                 }
             },
             Command::Stop { device, reply } => self.stop_request(&device, reply),
-            Command::Prepared { session_id, result } => self.prepared(&session_id, result),
+            Command::Prepared { session_id, result, first_file } => self.prepared(&session_id, result, first_file),
         }
     }
 
@@ -204,12 +210,13 @@ impl Recorder {
     /// MediaMTX start (HTTP round-trips and a readiness wait) runs on a short-lived thread so the recorder keeps
     /// answering; the result comes back as [`Command::Prepared`].
     fn prepare_mtx(&self, session: &Session) {
-        let (shared, tx) = (self.shared.clone(), self.tx.clone());
+        let (shared, tx, info) = (self.shared.clone(), self.tx.clone(), session.info.clone());
         let (id, path) = (session.info.session_id.clone(), session.info.path_name.clone());
         let spawned = std::thread::Builder::new().name("recording-start".into()).spawn(move || {
             let result = prepare(&shared, &path);
+            let first_file = result.as_ref().ok().and_then(|_| first_segment(&info, FIRST_SEGMENT_WAIT));
             if let Err(crossbeam_channel::SendError(Command::Prepared { result: Ok(_), .. })) =
-                tx.send(Command::Prepared { session_id: id, result })
+                tx.send(Command::Prepared { session_id: id, result, first_file })
             {
                 // The recorder is gone (shutdown): undo; the keep-alive was dropped (killed) with the message.
                 let _ = shared.mediamtx.set_record(&path, false);
@@ -219,6 +226,7 @@ impl Recorder {
             let _ = self.tx.send(Command::Prepared {
                 session_id: session.info.session_id.clone(),
                 result: Err(Error::internal(format!("cannot start thread: {e}"))),
+                first_file: None,
             });
         }
     }
@@ -235,7 +243,7 @@ impl Recorder {
         self.components.set("recorder", State::Running, details);
     }
 
-    fn prepared(&mut self, session_id: &str, result: Result<Ffmpeg>) {
+    fn prepared(&mut self, session_id: &str, result: Result<Ffmpeg>, first_file: Option<String>) {
         let Some(device) =
             self.sessions.values().find(|s| s.info.session_id == session_id).map(|s| s.info.device.clone())
         else {
@@ -245,6 +253,13 @@ impl Recorder {
         let reply = s.starting.take();
         match result {
             Ok(keepalive) => {
+                match first_file {
+                    Some(name) => {
+                        s.info.filename = name;
+                        self.shared.sessions.write().insert(device.clone(), s.info.clone());
+                    }
+                    None => log::warn!("recording {device}: no segment file yet; announcing {}", s.info.filename),
+                }
                 s.started = Instant::now();
                 s.deadline = s.info.duration.and_then(|d| deadline(s.started, d));
                 if let Backend::Mtx { keepalive: k, .. } = &mut s.backend {
@@ -459,6 +474,20 @@ fn prepare(shared: &Shared, path: &str) -> Result<Ffmpeg> {
         other => undo(Error::MediaMtx(other.to_string())),
     })?;
     Ok(keepalive)
+}
+
+/// The first segment file of the session, waiting for it at most `within`.
+fn first_segment(info: &SessionInfo, within: Duration) -> Option<String> {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some((name, _)) = info.files().into_iter().next() {
+            return Some(name);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Is the session's writer still healthy? Some(ending) when it is not.

@@ -53,31 +53,8 @@ pub fn session_files(dir: &Path, path_name: &str, preexisting: &HashSet<String>)
 /// Whether an MP4 file has its `moov` box (a fragmented MP4 whose writer died before its first fragment is just an
 /// `ftyp`: no frames, not playable).
 pub fn has_moov(path: &Path) -> bool {
-    use std::io::{Read, Seek, SeekFrom};
-    let Ok(mut f) = std::fs::File::open(path) else {
-        return false;
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut pos = 0u64;
-    let mut head = [0u8; 16];
-    while pos + 8 <= len {
-        if f.seek(SeekFrom::Start(pos)).is_err() || f.read_exact(&mut head[..8]).is_err() {
-            return false;
-        }
-        if &head[4..8] == b"moov" {
-            return true;
-        }
-        let size = match u32::from_be_bytes(head[..4].try_into().unwrap()) as u64 {
-            1 if f.read_exact(&mut head[8..16]).is_ok() => u64::from_be_bytes(head[8..16].try_into().unwrap()),
-            0 | 1 => return false,
-            n => n,
-        };
-        if size < 8 {
-            return false;
-        }
-        pos += size;
-    }
-    false
+    let file = std::fs::File::open(path).map(std::io::BufReader::new);
+    file.and_then(|f| crate::formats::mp4::find_top_level(f, b"moov")).is_ok_and(|found| found.is_some())
 }
 
 /// Remove the session's segments that hold no frames (cut off before their first fragment), so no unplayable

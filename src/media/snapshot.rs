@@ -223,7 +223,9 @@ pub fn take(shared: &Shared, req: &Request) -> Result<Value> {
         }
     };
     let size = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
-    let (w, h) = super::image::dimensions(&path).map_or((Value::Null, Value::Null), |(w, h)| (w.into(), h.into()));
+    let (w, h) = std::fs::File::open(&path)
+        .and_then(crate::formats::image::read_dimensions)
+        .map_or((Value::Null, Value::Null), |(w, h)| (w.into(), h.into()));
     Ok(json!({
         "device": camera.device, "filename": filename, "status": "completed", "timestamp": timefmt::rfc3339(now),
         "file_size": size, "file_path": path.to_string_lossy(), "tier_used": tier.number(),

@@ -189,9 +189,14 @@ impl Control {
     }
 
     fn set_record(&mut self, path: &str, on: bool) -> Result<()> {
+        let breaker_open = self.shared.breaker_open();
         let entry = self.connected_entry(path)?;
         entry.record = on;
         entry.wanted = true;
+        if breaker_open {
+            // Kept in the table: converging applies it once MediaMTX is back.
+            return Err(Error::MediaMtx(format!("record {path}: MediaMTX unavailable (circuit breaker open)")));
+        }
         let patched = if entry.exists {
             match self.shared.bg_client.patch_path(path, &json!({ "record": on })) {
                 // Gone behind our back (MediaMTX restarted): converge re-creates it with the recorder setting.

@@ -249,10 +249,20 @@ impl MediaMtx {
         self.ask(shared, |reply| control::Command::Ensure { path: path.to_string(), reply })
     }
 
-    /// Switch MediaMTX's recorder for the path on or off.
+    /// Switch MediaMTX's recorder for the path on or off. "Off" is remembered even while MediaMTX cannot be
+    /// reached, so the path is re-created without the recorder when MediaMTX is back (a recorder left on would
+    /// record whenever the stream runs, for no session).
     pub fn set_record(&self, path: &str, on: bool) -> Result<()> {
-        let shared = self.usable(path)?;
-        self.ask(shared, |reply| control::Command::SetRecord { path: path.to_string(), on, reply })
+        let command = |reply| control::Command::SetRecord { path: path.to_string(), on, reply };
+        match self.usable(path) {
+            Ok(shared) => self.ask(shared, command),
+            Err(e) => {
+                if let (false, Some(shared)) = (on, self.inner.as_ref()) {
+                    let _ = shared.control.send(command(bounded(1).0));
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Wait until the path is ready (a publisher is up), at most `timeout`.
@@ -344,7 +354,7 @@ fn metrics(p: &RuntimePath) -> PathMetrics {
 /// A uniform random number in [0, 1) (backoff jitter).
 fn random_unit() -> f64 {
     let mut b = [0u8; 8];
-    crate::util::ids::random_bytes(&mut b);
+    crate::util::ids::nonsecret_bytes(&mut b);
     (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
 }
 

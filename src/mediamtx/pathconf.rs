@@ -69,7 +69,9 @@ pub fn command(config: &Config, camera: &Camera) -> String {
             if probed && camera.fps > 0 {
                 args.extend(["-framerate".into(), camera.fps.to_string()]);
             }
-            args.extend(["-i".into(), camera.device.clone()]);
+            // The node in `camera.device_dir` (what the camera monitor opened), not the `/dev/videoN` id.
+            let node = config.camera.device_dir.join(format!("video{}", camera.number));
+            args.extend(["-i".into(), node.to_string_lossy().into_owned()]);
             if camera.fps > 0 {
                 camera.fps
             } else {
@@ -216,6 +218,7 @@ mod tests {
     fn probed_camera_gets_input_options() {
         let mut cfg = Config::default();
         cfg.mediamtx.rtsp_port = 18554;
+        cfg.camera.device_dir = "/run/cams".into();
         cfg.mediamtx.codec.bitrate = "2M".into();
         cfg.present.insert("mediamtx.codec.bitrate".into());
         let mut cam = camera(2);
@@ -228,7 +231,10 @@ mod tests {
         cam.fps = 15;
         cam.input_format = Some("mjpeg".into());
         let cmd = command(&cfg, &cam);
-        assert!(cmd.contains("-f v4l2 -input_format mjpeg -video_size 1280x720 -framerate 15 -i /dev/video2"), "{cmd}");
+        assert!(
+            cmd.contains("-f v4l2 -input_format mjpeg -video_size 1280x720 -framerate 15 -i /run/cams/video2"),
+            "{cmd}"
+        );
         assert!(cmd.contains("-b:v 2M -g 15 -bf 0"), "{cmd}");
         assert!(cmd.ends_with("rtsp://127.0.0.1:18554/camera2"), "{cmd}");
     }

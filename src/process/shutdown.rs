@@ -54,12 +54,35 @@ impl Shutdown {
 mod tests {
     use super::*;
 
+    use std::time::Instant;
+
     #[test]
     fn shutdown_wakes_sleepers() {
         let s = Shutdown::new();
         let s2 = s.clone();
-        let t = std::thread::spawn(move || s2.sleep(Duration::from_secs(30)));
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        // The sleeper reports through a channel, so a sleep that ignores the trigger fails the test at the bound
+        // below instead of holding it for an hour.
+        std::thread::spawn(move || {
+            let woke = s2.sleep(Duration::from_secs(3600));
+            let _ = tx.send(woke);
+        });
+        let t = Instant::now();
         s.trigger();
-        assert!(t.join().unwrap());
+        assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(true), "sleeper not woken by the trigger");
+        assert!(t.elapsed() < Duration::from_secs(5));
+        // After the trigger a sleep returns at once.
+        let t = Instant::now();
+        assert!(s.sleep(Duration::from_secs(3600)));
+        assert!(t.elapsed() < Duration::from_secs(1));
+    }
+
+    #[test]
+    fn sleep_without_shutdown_lasts_its_duration() {
+        let s = Shutdown::new();
+        let t = Instant::now();
+        assert!(!s.sleep(Duration::from_millis(50)));
+        assert!(t.elapsed() >= Duration::from_millis(50));
+        assert!(!s.is_set());
     }
 }

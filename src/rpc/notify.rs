@@ -98,9 +98,24 @@ mod tests {
     #[test]
     fn publishes_to_every_subscriber() {
         let hub = Hub::new();
-        let c = Arc::new(Collect(Mutex::new(vec![])));
-        hub.subscribe(c.clone());
+        let subs: Vec<Arc<Collect>> = (0..3).map(|_| Arc::new(Collect(Mutex::new(vec![])))).collect();
+        for c in &subs {
+            hub.subscribe(c.clone());
+        }
         hub.publish(Notification::per_host("x", |h| json!({ "host": h })));
-        assert_eq!(c.0.lock()[0], r#"{"jsonrpc":"2.0","method":"x","params":{"host":"h"}}"#);
+        hub.publish(Notification::new("y", json!([1])));
+        for c in &subs {
+            assert_eq!(
+                *c.0.lock(),
+                [
+                    r#"{"jsonrpc":"2.0","method":"x","params":{"host":"h"}}"#,
+                    r#"{"jsonrpc":"2.0","method":"y","params":[1]}"#
+                ],
+                "every subscriber gets every notification, once, in order"
+            );
+        }
+        // A clone of the hub publishes to the same subscribers.
+        hub.clone().publish(Notification::new("z", Value::Null));
+        assert!(subs.iter().all(|c| c.0.lock().len() == 3));
     }
 }

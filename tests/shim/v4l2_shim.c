@@ -6,6 +6,10 @@
  * $CAMSHIM_SPEC this shim answers open/open64/openat/__open_2 with a descriptor of /dev/null (or fails with the
  * listed errno), and answers VIDIOC_QUERYCAP / ENUM_FMT / ENUM_FRAMESIZES / ENUM_FRAMEINTERVALS on that descriptor
  * with the canned replies, through both ioctl() and syscall(SYS_ioctl, ...) (the `v4l` crate uses the latter).
+ * It also streams: a capture node whose format is YUYV delivers a moving test pattern through the mmap streaming
+ * I/O that ffmpeg's v4l2 input uses (G/S_FMT, G/S_PARM, G/S_INPUT, ENUMINPUT, REQBUFS, QUERYBUF, mmap, QBUF,
+ * DQBUF, STREAMON/OFF), paced at the frame rate set with S_PARM (else the size's first interval), so the
+ * daemon's `ffmpeg -f v4l2` publisher and direct captures run unchanged against a shimmed node.
  * Every other call is passed through untouched. The structs come from the kernel's <linux/videodev2.h>, so the
  * test also checks that the Rust bindings decode the kernel layout.
  *
@@ -29,7 +33,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_NODES 16
@@ -37,6 +43,7 @@
 #define MAX_SIZES 16
 #define MAX_IVALS 8
 #define MAX_FDS 4096
+#define MAX_BUFS 8
 
 struct ival { unsigned num, den; };
 struct fsize { unsigned w, h; int nival; struct ival iv[MAX_IVALS]; };
@@ -57,6 +64,13 @@ struct node {
     unsigned caps, dcaps;
     int nfmt;
     struct fmt f[MAX_FMTS];
+    /* Capture state of this open descriptor (zero until the client sets a format or requests buffers). */
+    unsigned pixfmt, width, height, tpf_num, tpf_den;
+    unsigned nbuf;
+    size_t buflen, bufstride;
+    int ring[MAX_BUFS], ring_head, ring_count, streaming;
+    unsigned long long sequence;
+    struct timespec t0;
 };
 
 static int (*real_open)(const char *, int, ...);
@@ -64,16 +78,21 @@ static int (*real_openat)(int, const char *, int, ...);
 static int (*real_close)(int);
 static int (*real_ioctl)(int, unsigned long, ...);
 static long (*real_syscall)(long, ...);
+static void *(*real_mmap)(void *, size_t, int, int, int, off_t);
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct node *fds[MAX_FDS];
+/* The mmap'd capture buffers of each shimmed descriptor. */
+static void *buffers[MAX_FDS][MAX_BUFS];
 
+/* Also called lazily: other libraries' constructors (glib's, in ffmpeg) may call in before ours has run. */
 __attribute__((constructor)) static void init(void) {
     real_open = dlsym(RTLD_NEXT, "open");
     real_openat = dlsym(RTLD_NEXT, "openat");
     real_close = dlsym(RTLD_NEXT, "close");
     real_ioctl = dlsym(RTLD_NEXT, "ioctl");
     real_syscall = dlsym(RTLD_NEXT, "syscall");
+    real_mmap = dlsym(RTLD_NEXT, "mmap");
 }
 
 static void parse_ival(const char *s, struct ival *iv) {
@@ -188,6 +207,7 @@ static int fake_open(const char *path) {
     pthread_mutex_lock(&lock);
     free(fds[fd]);
     fds[fd] = copy;
+    memset(buffers[fd], 0, sizeof(buffers[fd]));
     pthread_mutex_unlock(&lock);
     return fd;
 }
@@ -288,11 +308,247 @@ static int fake_ioctl(struct node *n, unsigned long req, void *arg) {
     return fail(ENOTTY);
 }
 
+/* ---- streaming ---- */
+
+static int streams_yuyv(struct node *n) {
+    return find_fmt(n, V4L2_PIX_FMT_YUYV) != NULL;
+}
+
+/* The size of the YUYV format closest to w x h (exact match, else the first listed). */
+static struct fsize *pick_size(struct node *n, unsigned w, unsigned h) {
+    struct fmt *f = find_fmt(n, V4L2_PIX_FMT_YUYV);
+    if (!f || f->nsize == 0) return NULL;
+    for (int i = 0; i < f->nsize; i++)
+        if (f->sz[i].w == w && f->sz[i].h == h) return &f->sz[i];
+    return &f->sz[0];
+}
+
+/* Default mode: YUYV, its first size, that size's first interval (else 1/30). */
+static void default_mode(struct node *n) {
+    if (n->pixfmt) return;
+    struct fsize *s = pick_size(n, 0, 0);
+    if (!s) return;
+    n->pixfmt = V4L2_PIX_FMT_YUYV;
+    n->width = s->w;
+    n->height = s->h;
+    n->tpf_num = s->nival ? s->iv[0].num : 1;
+    n->tpf_den = s->nival && s->iv[0].den ? s->iv[0].den : 30;
+}
+
+static void fill_pix(struct node *n, struct v4l2_pix_format *p) {
+    memset(p, 0, sizeof(*p));
+    p->width = n->width;
+    p->height = n->height;
+    p->pixelformat = n->pixfmt;
+    p->field = V4L2_FIELD_NONE;
+    p->bytesperline = n->width * 2;
+    p->sizeimage = n->width * n->height * 2;
+    p->colorspace = V4L2_COLORSPACE_SRGB;
+}
+
+/* A diagonal luma ramp that moves 4 pixels per frame, over constant chroma: cheap, and every frame differs. */
+static void paint(unsigned char *dst, unsigned w, unsigned h, unsigned long long frame) {
+    for (unsigned y = 0; y < h; y++) {
+        unsigned char *row = dst + (size_t)y * w * 2;
+        for (unsigned x = 0; x < w; x += 2) {
+            row[2 * x + 0] = (unsigned char)(x + y + frame * 4);
+            row[2 * x + 1] = 96;
+            row[2 * x + 2] = (unsigned char)(x + 1 + y + frame * 4);
+            row[2 * x + 3] = 160;
+        }
+    }
+}
+
+static int stream_ioctl(int fd, struct node *n, unsigned long req, void *arg) {
+    if (!streams_yuyv(n)) return -2;
+    default_mode(n);
+    if (req == VIDIOC_G_INPUT) {
+        *(int *)arg = 0;
+        return 0;
+    }
+    if (req == VIDIOC_S_INPUT) return *(int *)arg == 0 ? 0 : fail(EINVAL);
+    if (req == VIDIOC_ENUMINPUT) {
+        struct v4l2_input *in = arg;
+        if (in->index != 0) return fail(EINVAL);
+        unsigned index = in->index;
+        memset(in, 0, sizeof(*in));
+        in->index = index;
+        strncpy((char *)in->name, "Camera 1", sizeof(in->name) - 1);
+        in->type = V4L2_INPUT_TYPE_CAMERA;
+        return 0;
+    }
+    if (req == VIDIOC_G_FMT || req == VIDIOC_S_FMT || req == VIDIOC_TRY_FMT) {
+        struct v4l2_format *f = arg;
+        if (f->type != V4L2_BUF_TYPE_VIDEO_CAPTURE) return fail(EINVAL);
+        if (req != VIDIOC_G_FMT) {
+            if (n->streaming || n->nbuf) return fail(EBUSY);
+            struct fsize *s = pick_size(n, f->fmt.pix.width, f->fmt.pix.height);
+            if (req == VIDIOC_TRY_FMT) {
+                struct node tmp = *n;
+                tmp.width = s->w;
+                tmp.height = s->h;
+                tmp.pixfmt = V4L2_PIX_FMT_YUYV;
+                fill_pix(&tmp, &f->fmt.pix);
+                return 0;
+            }
+            n->width = s->w;
+            n->height = s->h;
+            n->pixfmt = V4L2_PIX_FMT_YUYV;
+        }
+        fill_pix(n, &f->fmt.pix);
+        return 0;
+    }
+    if (req == VIDIOC_G_PARM || req == VIDIOC_S_PARM) {
+        struct v4l2_streamparm *p = arg;
+        if (p->type != V4L2_BUF_TYPE_VIDEO_CAPTURE) return fail(EINVAL);
+        struct v4l2_fract *tpf = &p->parm.capture.timeperframe;
+        if (req == VIDIOC_S_PARM && tpf->numerator > 0 && tpf->denominator > 0) {
+            n->tpf_num = tpf->numerator;
+            n->tpf_den = tpf->denominator;
+        }
+        memset(&p->parm, 0, sizeof(p->parm));
+        p->parm.capture.capability = V4L2_CAP_TIMEPERFRAME;
+        tpf->numerator = n->tpf_num;
+        tpf->denominator = n->tpf_den;
+        return 0;
+    }
+    if (req == VIDIOC_REQBUFS) {
+        struct v4l2_requestbuffers *r = arg;
+        if (r->type != V4L2_BUF_TYPE_VIDEO_CAPTURE || r->memory != V4L2_MEMORY_MMAP) return fail(EINVAL);
+        if (n->streaming) return fail(EBUSY);
+        n->nbuf = r->count == 0 ? 0 : r->count < 2 ? 2 : r->count > 4 ? 4 : r->count;
+        n->buflen = (size_t)n->width * n->height * 2;
+        long page = sysconf(_SC_PAGESIZE);
+        n->bufstride = (n->buflen + page - 1) / page * page;
+        n->ring_count = 0;
+        r->count = n->nbuf;
+        return 0;
+    }
+    if (req == VIDIOC_QUERYBUF || req == VIDIOC_QBUF || req == VIDIOC_DQBUF) {
+        struct v4l2_buffer *b = arg;
+        if (b->type != V4L2_BUF_TYPE_VIDEO_CAPTURE || b->memory != V4L2_MEMORY_MMAP) return fail(EINVAL);
+        if (req == VIDIOC_DQBUF) return -3; /* handled without the lock: it sleeps */
+        if (b->index >= n->nbuf) return fail(EINVAL);
+        if (req == VIDIOC_QBUF) {
+            if (n->ring_count >= MAX_BUFS) return fail(EINVAL);
+            n->ring[(n->ring_head + n->ring_count++) % MAX_BUFS] = b->index;
+            return 0;
+        }
+        unsigned index = b->index;
+        memset(b, 0, sizeof(*b));
+        b->index = index;
+        b->type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
+        b->memory = V4L2_MEMORY_MMAP;
+        b->length = n->buflen;
+        b->m.offset = index * n->bufstride;
+        b->flags = buffers[fd][index] ? V4L2_BUF_FLAG_MAPPED : 0;
+        return 0;
+    }
+    if (req == VIDIOC_STREAMON || req == VIDIOC_STREAMOFF) {
+        if (*(int *)arg != V4L2_BUF_TYPE_VIDEO_CAPTURE) return fail(EINVAL);
+        n->streaming = req == VIDIOC_STREAMON;
+        if (n->streaming) {
+            clock_gettime(CLOCK_MONOTONIC, &n->t0);
+            n->sequence = 0;
+        } else {
+            n->ring_count = 0;
+        }
+        return 0;
+    }
+    return -2;
+}
+
+/* VIDIOC_DQBUF: wait for the next frame time, then hand out the oldest queued buffer, painted. */
+static int dequeue(int fd, struct node *n, struct v4l2_buffer *b) {
+    for (;;) {
+        pthread_mutex_lock(&lock);
+        if (!n->streaming) {
+            pthread_mutex_unlock(&lock);
+            return fail(EINVAL);
+        }
+        unsigned long long seq = n->sequence;
+        long long period_ns = (long long)n->tpf_num * 1000000000LL / (n->tpf_den ? n->tpf_den : 30);
+        long long due_ns = (long long)n->t0.tv_sec * 1000000000LL + n->t0.tv_nsec + (long long)seq * period_ns;
+        int have = n->ring_count > 0;
+        pthread_mutex_unlock(&lock);
+        struct timespec due = {due_ns / 1000000000LL, due_ns % 1000000000LL};
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &due, NULL) == EINTR) {
+        }
+        if (!have) {
+            struct timespec pause = {0, 5000000};
+            nanosleep(&pause, NULL);
+            continue;
+        }
+        pthread_mutex_lock(&lock);
+        if (!n->streaming || n->ring_count == 0) {
+            pthread_mutex_unlock(&lock);
+            continue;
+        }
+        int index = n->ring[n->ring_head];
+        n->ring_head = (n->ring_head + 1) % MAX_BUFS;
+        n->ring_count--;
+        n->sequence++;
+        unsigned char *mem = buffers[fd][index];
+        if (mem) paint(mem, n->width, n->height, seq);
+        memset(b, 0, sizeof(*b));
+        b->index = index;
+        b->type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
+        b->memory = V4L2_MEMORY_MMAP;
+        b->bytesused = n->buflen;
+        b->length = n->buflen;
+        b->m.offset = index * n->bufstride;
+        b->field = V4L2_FIELD_NONE;
+        b->sequence = (unsigned)seq;
+        b->flags = V4L2_BUF_FLAG_MAPPED | V4L2_BUF_FLAG_DONE | V4L2_BUF_FLAG_TIMESTAMP_MONOTONIC;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        b->timestamp.tv_sec = now.tv_sec;
+        b->timestamp.tv_usec = now.tv_nsec / 1000;
+        pthread_mutex_unlock(&lock);
+        return 0;
+    }
+}
+
+/* Dispatch one ioctl on a shimmed descriptor: enumeration, then capture. */
+static int shim_ioctl(int fd, struct node *n, unsigned long req, void *arg) {
+    pthread_mutex_lock(&lock);
+    int r = stream_ioctl(fd, n, req, arg);
+    pthread_mutex_unlock(&lock);
+    if (r == -3) return dequeue(fd, n, arg);
+    return r == -2 ? fake_ioctl(n, req, arg) : r;
+}
+
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+    if (!real_mmap) init();
+    struct node *n = fake_node(fd);
+    if (!n) return real_mmap(addr, len, prot, flags, fd, off);
+    pthread_mutex_lock(&lock);
+    unsigned index = n->bufstride ? (unsigned)(off / n->bufstride) : MAX_BUFS;
+    int ok = index < n->nbuf && (size_t)off == index * n->bufstride && len <= n->bufstride;
+    pthread_mutex_unlock(&lock);
+    if (!ok) {
+        errno = EINVAL;
+        return MAP_FAILED;
+    }
+    void *p = real_mmap(NULL, len, prot, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p != MAP_FAILED) {
+        pthread_mutex_lock(&lock);
+        buffers[fd][index] = p;
+        pthread_mutex_unlock(&lock);
+    }
+    return p;
+}
+
+void *mmap64(void *addr, size_t len, int prot, int flags, int fd, off_t off) {
+    return mmap(addr, len, prot, flags, fd, off);
+}
+
 static mode_t mode_arg(int flags, va_list ap) {
     return (flags & (O_CREAT | O_TMPFILE)) ? va_arg(ap, mode_t) : 0;
 }
 
 int open(const char *path, int flags, ...) {
+    if (!real_open) init();
     va_list ap;
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
@@ -302,6 +558,7 @@ int open(const char *path, int flags, ...) {
 }
 
 int open64(const char *path, int flags, ...) {
+    if (!real_open) init();
     va_list ap;
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
@@ -311,6 +568,7 @@ int open64(const char *path, int flags, ...) {
 }
 
 int __open_2(const char *path, int flags) {
+    if (!real_open) init();
     int r = fake_open(path);
     return r != -2 ? r : real_open(path, flags);
 }
@@ -320,6 +578,7 @@ int __open64_2(const char *path, int flags) {
 }
 
 int openat(int dirfd, const char *path, int flags, ...) {
+    if (!real_open) init();
     va_list ap;
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
@@ -329,6 +588,7 @@ int openat(int dirfd, const char *path, int flags, ...) {
 }
 
 int openat64(int dirfd, const char *path, int flags, ...) {
+    if (!real_open) init();
     va_list ap;
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
@@ -338,25 +598,29 @@ int openat64(int dirfd, const char *path, int flags, ...) {
 }
 
 int close(int fd) {
+    if (!real_open) init();
     if (fd >= 0 && fd < MAX_FDS) {
         pthread_mutex_lock(&lock);
         free(fds[fd]);
         fds[fd] = NULL;
+        memset(buffers[fd], 0, sizeof(buffers[fd]));
         pthread_mutex_unlock(&lock);
     }
     return real_close(fd);
 }
 
 int ioctl(int fd, unsigned long req, ...) {
+    if (!real_ioctl) init();
     va_list ap;
     va_start(ap, req);
     void *arg = va_arg(ap, void *);
     va_end(ap);
     struct node *n = fake_node(fd);
-    return n ? fake_ioctl(n, req, arg) : real_ioctl(fd, req, arg);
+    return n ? shim_ioctl(fd, n, req, arg) : real_ioctl(fd, req, arg);
 }
 
 long syscall(long number, ...) {
+    if (!real_syscall) init();
     va_list ap;
     va_start(ap, number);
     long a[6];
@@ -364,7 +628,7 @@ long syscall(long number, ...) {
     va_end(ap);
     if (number == SYS_ioctl) {
         struct node *n = fake_node((int)a[0]);
-        if (n) return fake_ioctl(n, (unsigned long)a[1], (void *)a[2]);
+        if (n) return shim_ioctl((int)a[0], n, (unsigned long)a[1], (void *)a[2]);
     }
     return real_syscall(number, a[0], a[1], a[2], a[3], a[4], a[5]);
 }

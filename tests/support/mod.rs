@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -11,6 +11,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use serde_json::{json, Value};
 use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
+
+pub mod mediamtx;
+pub mod ports;
+pub mod prereq;
+
+pub use ports::free_port;
+pub use prereq::{missing, require, require_all, Prereq};
 
 pub const JWT_SECRET: &str = "integration-test-secret-0123456789abcdef0123456789";
 
@@ -40,16 +47,6 @@ impl Drop for TempDir {
     }
 }
 
-/// Tests that create device nodes or mount file systems need root (CI runs as root); as a normal user they skip.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_camera-service")
 }
@@ -70,12 +67,18 @@ pub fn token_with(secret: &str, role: &str, ttl_secs: i64) -> String {
     .unwrap()
 }
 
+/// Prepares the daemon's directory (`recordings`, `snapshots`, `state`, ... exist) before the daemon starts.
+pub type BeforeStart = Box<dyn FnOnce(&Path)>;
+
 /// How to start a daemon. `yaml` is appended to a base config that sets ports, data dirs and disables MediaMTX.
 #[derive(Default)]
 pub struct DaemonBuilder {
     pub yaml: String,
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
+    pub before_start: Option<BeforeStart>,
+    /// Start the daemon under `ulimit -n <n>` (soft and hard), so it cannot raise its descriptor limit.
+    pub fd_limit: Option<u32>,
 }
 
 impl DaemonBuilder {
@@ -90,6 +93,15 @@ impl DaemonBuilder {
     }
     pub fn arg(mut self, a: &str) -> Self {
         self.args.push(a.into());
+        self
+    }
+    /// Runs `f` on the daemon's directory before the daemon starts (files it must find at start-up).
+    pub fn before_start(mut self, f: impl FnOnce(&Path) + 'static) -> Self {
+        self.before_start = Some(Box::new(f));
+        self
+    }
+    pub fn fd_limit(mut self, n: u32) -> Self {
+        self.fd_limit = Some(n);
         self
     }
     pub fn start(self) -> Daemon {
@@ -116,57 +128,65 @@ impl Daemon {
         DaemonBuilder::default().start()
     }
 
-    fn start_with(b: DaemonBuilder) -> Daemon {
+    /// Start on fresh ports. Another process may take a port between our pick and the daemon's bind: the daemon
+    /// then exits with "Address already in use" before logging that it is ready, and we try again with others.
+    fn start_with(mut b: DaemonBuilder) -> Daemon {
         let dir = TempDir::new("daemon");
-        let port = free_port();
-        let health_port = free_port();
         let d = dir.path();
         for sub in ["recordings", "snapshots", "state", "dev", "keys"] {
             std::fs::create_dir_all(d.join(sub)).unwrap();
         }
-        let base = format!(
-            "server:\n  host: 127.0.0.1\n  port: {port}\n\
-             health_port: {health_port}\n\
-             state_dir: {state}\n\
-             mediamtx:\n  enabled: false\n  recordings_path: {rec}\n  snapshots_path: {snap}\n\
-             camera:\n  device_dir: {dev}\n  sysfs_dir: {dev}/sys\n  poll_interval: 1.0\n\
-             security:\n  health:\n    bind_address: 127.0.0.1\n\
-             logging:\n  level: DEBUG\n  file_enabled: false\n",
-            state = d.join("state").display(),
-            rec = d.join("recordings").display(),
-            snap = d.join("snapshots").display(),
-            dev = d.join("dev").display(),
-        );
+        if let Some(f) = b.before_start.take() {
+            f(d);
+        }
         let config_path = d.join("config.yaml");
-        std::fs::write(&config_path, merge_yaml(&base, &b.yaml)).unwrap();
         let stderr_path = d.join("stderr.log");
-        let mut cmd = Command::new(bin());
-        cmd.arg("--config").arg(&config_path).args(&b.args);
-        cmd.env("CAMERA_SERVICE_JWT_SECRET", JWT_SECRET)
-            .env("CAMERA_SERVICE_API_KEYS_PATH", d.join("keys/api_keys.json"))
-            .env_remove("RUST_LOG");
-        for (k, v) in &b.env {
-            cmd.env(k, v);
-        }
-        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&stderr_path).unwrap());
-        let child = cmd.spawn().expect("start daemon");
-        let mut daemon = Daemon { child, port, health_port, dir, config_path, stderr_path };
-        daemon.wait_for_port();
-        daemon
-    }
-
-    fn wait_for_port(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (port, health_port) = (free_port(), free_port());
+            let base = format!(
+                "server:\n  host: 127.0.0.1\n  port: {port}\n\
+                 health_port: {health_port}\n\
+                 state_dir: {state}\n\
+                 mediamtx:\n  enabled: false\n  recordings_path: {rec}\n  snapshots_path: {snap}\n\
+                 camera:\n  device_dir: {dev}\n  sysfs_dir: {dev}/sys\n  poll_interval: 1.0\n\
+                 security:\n  health:\n    bind_address: 127.0.0.1\n\
+                 logging:\n  level: DEBUG\n  file_enabled: false\n",
+                state = d.join("state").display(),
+                rec = d.join("recordings").display(),
+                snap = d.join("snapshots").display(),
+                dev = d.join("dev").display(),
+            );
+            std::fs::write(&config_path, merge_yaml(&base, &b.yaml)).unwrap();
+            let mut cmd = match b.fd_limit {
+                // `exec` keeps the pid: `child` is the daemon itself.
+                Some(n) => {
+                    let mut sh = Command::new("sh");
+                    sh.arg("-c").arg(format!("ulimit -n {n} && exec \"$0\" \"$@\"")).arg(bin());
+                    sh
+                }
+                None => Command::new(bin()),
+            };
+            cmd.arg("--config").arg(&config_path).args(&b.args);
+            cmd.env("CAMERA_SERVICE_JWT_SECRET", JWT_SECRET)
+                .env("CAMERA_SERVICE_API_KEYS_PATH", d.join("keys/api_keys.json"))
+                .env_remove("RUST_LOG")
+                // The fuzz-test budget is for the test process, not for the daemon (which would warn about it).
+                .env_remove("CAMERA_SERVICE_FUZZ_CASES");
+            for (k, v) in &b.env {
+                cmd.env(k, v);
             }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("daemon exited early with {status}: {}", self.stderr());
+            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&stderr_path).unwrap());
+            let mut child = cmd.spawn().expect("start daemon");
+            match wait_ready(&mut child, &stderr_path, port) {
+                Ok(()) => return Daemon { child, port, health_port, dir, config_path, stderr_path },
+                Err(log) if attempt < 5 && log.contains("Address already in use") => {
+                    eprintln!("daemon start attempt {attempt}: a port was taken meanwhile, retrying with others");
+                }
+                Err(log) => panic!("daemon did not start: {log}"),
             }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("daemon did not open port {}: {}", self.port, self.stderr());
     }
 
     pub fn stderr(&self) -> String {
@@ -229,6 +249,26 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Wait until the daemon logs that it is ready on `port` (every listener is bound by then). Err carries its log
+/// when it exits first or stays silent for 20 s (it is killed then).
+fn wait_ready(child: &mut Child, stderr_path: &Path, port: u16) -> Result<(), String> {
+    let ready = format!("ready on ws://127.0.0.1:{port}/");
+    let log = || std::fs::read_to_string(stderr_path).unwrap_or_default();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if log().contains(&ready) {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited with {status}: {}", log()));
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    Err(format!("no \"{ready}\" line within 20 s: {}", log()))
 }
 
 pub fn unsafe_kill(pid: u32, sig: i32) {
@@ -379,4 +419,28 @@ pub fn http_get(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(S
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     (status, headers, raw[end + 4..].to_vec())
+}
+
+/// Poll `f` until it holds; panic naming `what` after `within`. For waits on an event the test cannot be told
+/// about directly (a file appearing, a server's state changing). Polls back off from 10 ms to 200 ms, so a quick
+/// event is seen quickly and a slow one does not load the machine (or a rate limit).
+#[track_caller]
+pub fn wait_until(what: &str, within: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        if f() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// A line for the person running the tests (a measured figure, a note): written straight to stderr, past
+/// libtest's output capture.
+pub fn report(line: &str) {
+    let test = std::thread::current().name().unwrap_or("<test>").to_string();
+    let _ = std::io::stderr().lock().write_all(format!("{test}: {line}\n").as_bytes());
 }

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::json;
 
@@ -11,7 +11,7 @@ use super::{
     browser_prerequisites, one_browser_at_a_time, save_screenshot, sign_in, sign_in_with, text_of, Browser,
     VIRTUAL_CAMERA,
 };
-use crate::support::{bin, Daemon, JWT_SECRET};
+use crate::support::{bin, wait_until, Daemon, JWT_SECRET};
 
 const CARD: &str = "[data-device='virtual0']";
 const WAIT: Duration = Duration::from_secs(30);
@@ -103,7 +103,7 @@ fn operator_takes_a_snapshot_records_plays_downloads_and_deletes() {
     let saved = b.downloads.join(&name);
     let on_server = find_file(&d.path("recordings"), &name).expect("recording on disk");
     let downloads = b.downloads.clone();
-    wait_until(&format!("the download into {}", downloads.display()), || {
+    wait_until(&format!("the download into {}", downloads.display()), WAIT, || {
         std::fs::metadata(&saved).is_ok_and(|m| m.len() == file_len(&on_server))
     });
     assert_eq!(std::fs::read(&saved).unwrap(), std::fs::read(&on_server).unwrap());
@@ -226,20 +226,13 @@ fn respawn(d: &mut Daemon) {
         .env("CAMERA_SERVICE_JWT_SECRET", JWT_SECRET)
         .env("CAMERA_SERVICE_API_KEYS_PATH", d.path("keys/api_keys.json"))
         .env_remove("RUST_LOG")
+        .env_remove("CAMERA_SERVICE_FUZZ_CASES")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
         .spawn()
         .unwrap();
-    wait_until("the daemon's port", || std::net::TcpStream::connect(("127.0.0.1", d.port)).is_ok());
-}
-
-fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_until("the daemon's port", WAIT, || std::net::TcpStream::connect(("127.0.0.1", d.port)).is_ok());
 }
 
 fn find_file(dir: &Path, name: &str) -> Option<std::path::PathBuf> {

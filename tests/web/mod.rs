@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::support::{token, Daemon};
+use crate::support::{missing, require, token, Daemon, Prereq};
 pub use cdp::Browser;
 
 /// A virtual test-pattern camera, as the README's quick start has.
@@ -22,28 +22,22 @@ pub fn on_path(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| PathBuf::from(d).join(name)).find(|p| p.is_file())
 }
 
-/// A prerequisite the test cannot run without: returned when present; when missing, the test fails under
-/// `CI=true` and otherwise prints one "skipped" line (the caller returns).
-pub fn require<T>(what: &str, found: Option<T>) -> Option<T> {
-    if found.is_none() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{what} is required under CI=true but was not found");
-        }
-        eprintln!("skipped: {what} not found");
-    }
-    found
-}
-
 /// Browser tests run one at a time: each starts a daemon, ffmpeg and Chromium, which is plenty for 2 cores.
 pub fn one_browser_at_a_time() -> MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Chromium and ffmpeg (the virtual camera), or `None` when the test must skip.
+/// Chromium and ffmpeg (the virtual camera), or `None` when the test must skip (under `CI=true`: fail).
 pub fn browser_prerequisites() -> Option<PathBuf> {
-    require("ffmpeg", on_path("ffmpeg"))?;
-    require("chromium (Debian package `chromium`)", cdp::find_chromium())
+    if !require(Prereq::Ffmpeg) {
+        return None;
+    }
+    let found = cdp::find_chromium();
+    if found.is_none() {
+        missing("chromium not found (Debian package `chromium`, or set CHROMIUM_BIN)");
+    }
+    found
 }
 
 /// Open the console of `daemon` and sign in with a token of `role`; returns once the camera list is shown.

@@ -1,93 +1,19 @@
 //! The live view over WebRTC: the real MediaMTX publishes the virtual camera and Chromium plays it through
 //! MediaMTX's WHEP endpoint, as a person opening the console would see it.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::{browser_prerequisites, one_browser_at_a_time, require, save_screenshot, sign_in, Browser, VIRTUAL_CAMERA};
-use crate::support::{free_port, Daemon, TempDir};
-
-/// The MediaMTX binary: `MEDIAMTX_BIN`, else `mediamtx` on `PATH`, else the team's copy next to the checkout.
-fn find_mediamtx() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MEDIAMTX_BIN").map(PathBuf::from) {
-        return p.is_file().then_some(p);
-    }
-    super::on_path("mediamtx").or_else(|| {
-        let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/tools/mediamtx/mediamtx");
-        p.is_file().then_some(p)
-    })
-}
-
-/// A real MediaMTX with every listener on its own free loopback port; stopped on drop.
-struct MediaMtx {
-    child: Child,
-    api: u16,
-    rtsp: u16,
-    webrtc: u16,
-    _dir: TempDir,
-}
-
-impl MediaMtx {
-    fn start(bin: &PathBuf) -> MediaMtx {
-        let dir = TempDir::new("mediamtx-real");
-        let [api, rtsp, rtp, rtcp, mrtp, mrtcp, webrtc, udp] = [(); 8].map(|_| free_port());
-        let yml = format!(
-            "logLevel: info\nlogDestinations: [stdout]\napi: yes\napiAddress: 127.0.0.1:{api}\nmetrics: no\npprof: no\n\
-             playback: no\nrtsp: yes\nrtspTransports: [tcp]\nrtspAddress: 127.0.0.1:{rtsp}\nrtpAddress: :{rtp}\n\
-             rtcpAddress: :{rtcp}\nmulticastRTPPort: {mrtp}\nmulticastRTCPPort: {mrtcp}\nrtmp: no\nhls: no\nsrt: no\n\
-             webrtc: yes\nwebrtcAddress: 127.0.0.1:{webrtc}\nwebrtcLocalUDPAddress: 127.0.0.1:{udp}\n\
-             webrtcLocalTCPAddress: ''\nwebrtcIPsFromInterfaces: no\nwebrtcAdditionalHosts: [127.0.0.1]\npaths: {{}}\n"
-        );
-        let config = dir.path().join("mediamtx.yml");
-        std::fs::write(&config, yml).unwrap();
-        let log = std::fs::File::create(dir.path().join("mediamtx.log")).unwrap();
-        let child = Command::new(bin)
-            .arg(&config)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start mediamtx");
-        let m = MediaMtx { child, api, rtsp, webrtc, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while std::net::TcpStream::connect(("127.0.0.1", api)).is_err() {
-            assert!(Instant::now() < deadline, "mediamtx did not open its API port: {}", m.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        m
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("mediamtx.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for MediaMtx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use super::{browser_prerequisites, one_browser_at_a_time, save_screenshot, sign_in, Browser, VIRTUAL_CAMERA};
+use crate::support::mediamtx::RealMediaMtx;
+use crate::support::{Daemon, TempDir};
 
 #[test]
 fn the_live_view_plays_over_webrtc_from_the_real_mediamtx() {
     let Some(chromium) = browser_prerequisites() else { return };
-    let Some(mediamtx_bin) = require("MediaMTX (MEDIAMTX_BIN, PATH or ../shared/tools/mediamtx)", find_mediamtx())
-    else {
-        return;
-    };
     let _one = one_browser_at_a_time();
-    let mtx = MediaMtx::start(&mediamtx_bin);
-    let yaml = format!(
-        "{VIRTUAL_CAMERA}mediamtx:\n  enabled: true\n  host: 127.0.0.1\n  api_port: {}\n  rtsp_port: {}\n  \
-         webrtc_port: {}\n  hls_port: {}\n  health_check_interval: 0.5\n",
-        mtx.api,
-        mtx.rtsp,
-        mtx.webrtc,
-        free_port()
-    );
+    let dir = TempDir::new("web-mediamtx");
+    let Some(mtx) = RealMediaMtx::start(dir.path(), &[]) else { return };
+    let yaml = format!("{VIRTUAL_CAMERA}{}  health_check_interval: 0.5\n", mtx.daemon_yaml(mtx.ports.api));
     let d = Daemon::builder().yaml(&yaml).start();
     let mut b = Browser::launch(&chromium, 1200, 820);
     sign_in(&mut b, &d, "operator", false);

@@ -53,7 +53,7 @@ fn markers_inside_segments_and_entropy_data_do_not_end_a_frame() {
     assert_eq!(s.next_frame(), None, "FF D9 in APP0, FF 00 D9 and FF D0 in data are not EOI");
     s.push(&a[a.len() - 1..]);
     let f = s.next_frame().unwrap();
-    assert_eq!(crate::media::image::jpeg_dimensions(&f), Some((320, 240)));
+    assert_eq!(crate::formats::image::jpeg_dimensions(&f), Some((320, 240)));
 }
 
 #[test]
@@ -138,7 +138,7 @@ fn grabber_serves_fresh_frames_and_stops_on_disconnect_and_shutdown() {
     let deadline = || Instant::now() + Duration::from_secs(20);
 
     let first = grabbers.frame(&device, &lavfi_input(), 6, deadline()).unwrap();
-    assert_eq!(crate::media::image::jpeg_dimensions(&first.data), Some((160, 120)));
+    assert_eq!(crate::formats::image::jpeg_dimensions(&first.data), Some((160, 120)));
     assert_eq!(grabbers.count(), 1);
     let asked = Instant::now();
     let second = grabbers.frame(&device, &lavfi_input(), 6, deadline()).unwrap();
@@ -148,7 +148,7 @@ fn grabber_serves_fresh_frames_and_stops_on_disconnect_and_shutdown() {
     // Another quality replaces the reader.
     let old = grabbers.map.lock().get(&device).cloned().unwrap();
     let third = grabbers.frame(&device, &lavfi_input(), 20, deadline()).unwrap();
-    assert!(crate::media::image::jpeg_dimensions(&third.data).is_some());
+    assert!(crate::formats::image::jpeg_dimensions(&third.data).is_some());
     let new = grabbers.map.lock().get(&device).cloned().unwrap();
     assert!(!Arc::ptr_eq(&old, &new));
     assert_eq!(new.qscale, 20);
