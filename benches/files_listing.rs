@@ -108,7 +108,8 @@ fn main() {
     config.mediamtx.snapshots_path = root.join("snapshots");
     config.state_dir = root.join("state");
     let (files, _owner) = Files::new(Arc::new(config), Arc::new(Default::default));
-    let list = |p: serde_json::Value| invoke(rpc::METHODS, &files, "list_recordings", &p);
+    let state = rpc::FileMethods { files, urls: camera_service::auth::signed_url::UrlSigner::new(b"bench") };
+    let list = |p: serde_json::Value| invoke(rpc::METHODS, &state, "list_recordings", &p);
     let first = Instant::now();
     let r = list(json!({"limit": 100})).unwrap();
     println!(

@@ -14,6 +14,7 @@ pub mod process;
 pub mod rpc;
 pub mod sys;
 pub mod util;
+pub mod web;
 pub mod ws;
 
 /// Crate version and the git commit it was built from.

@@ -447,7 +447,9 @@ fn file_methods() {
     }
     // Download URL.
     let r = v.ok("get_download_url", json!({"file_type": "recording", "filename": "a.mp4"}));
-    assert_eq!(r, json!({"download_url": "/files/recordings/a.mp4"}));
+    assert_eq!(r["download_url"], "/files/recordings/a.mp4");
+    assert!(r["signed_url"].as_str().unwrap().starts_with("/files/recordings/a.mp4?expires="), "{r}");
+    assert!(r["expires_at"].as_str().unwrap().ends_with('Z'), "{r}");
     invalid(&v.call("get_download_url", json!({"file_type": "video", "filename": "a.mp4"})));
     assert_eq!(err(&v.call("get_download_url", json!({"file_type": "snapshot", "filename": "x.jpg"}))).0, -1005);
     // Deletion.

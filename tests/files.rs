@@ -25,11 +25,19 @@ mod e2e;
 
 /// The file methods through their table, as the dispatcher runs them (params decoded centrally).
 mod rpc {
+    use camera_service::auth::signed_url::UrlSigner;
     use camera_service::error::{FileKind, Result};
-    use camera_service::files::{rpc::METHODS, Files};
+    use camera_service::files::rpc::{FileMethods, METHODS};
+    use camera_service::files::Files;
     use camera_service::rpc::table::invoke;
     use serde_json::Value;
 
+    fn call(files: &Files, urls: &UrlSigner, method: &str, p: &Value) -> Result<Value> {
+        invoke(METHODS, &FileMethods { files: files.clone(), urls: urls.clone() }, method, p)
+    }
+    fn run(files: &Files, method: &str, p: &Value) -> Result<Value> {
+        call(files, &UrlSigner::new(b"files-test-secret"), method, p)
+    }
     fn by_kind(kind: FileKind, recording: &'static str, snapshot: &'static str) -> &'static str {
         if kind == FileKind::Recording {
             recording
@@ -38,31 +46,31 @@ mod rpc {
         }
     }
     pub fn list(files: &Files, kind: FileKind, p: &Value) -> Result<Value> {
-        invoke(METHODS, files, by_kind(kind, "list_recordings", "list_snapshots"), p)
+        run(files, by_kind(kind, "list_recordings", "list_snapshots"), p)
     }
     pub fn info(files: &Files, kind: FileKind, p: &Value) -> Result<Value> {
-        invoke(METHODS, files, by_kind(kind, "get_recording_info", "get_snapshot_info"), p)
+        run(files, by_kind(kind, "get_recording_info", "get_snapshot_info"), p)
     }
     pub fn delete(files: &Files, kind: FileKind, p: &Value) -> Result<Value> {
-        invoke(METHODS, files, by_kind(kind, "delete_recording", "delete_snapshot"), p)
+        run(files, by_kind(kind, "delete_recording", "delete_snapshot"), p)
     }
-    pub fn download_url(files: &Files, p: &Value) -> Result<Value> {
-        invoke(METHODS, files, "get_download_url", p)
+    pub fn download_url(files: &Files, urls: &UrlSigner, p: &Value) -> Result<Value> {
+        call(files, urls, "get_download_url", p)
     }
     pub fn set_retention(files: &Files, p: &Value) -> Result<Value> {
-        invoke(METHODS, files, "set_retention_policy", p)
+        run(files, "set_retention_policy", p)
     }
     pub fn get_threshold(files: &Files, p: &Value) -> Result<Value> {
-        invoke(METHODS, files, "get_storage_threshold", p)
+        run(files, "get_storage_threshold", p)
     }
     pub fn set_threshold(files: &Files, p: &Value) -> Result<Value> {
-        invoke(METHODS, files, "set_storage_threshold", p)
+        run(files, "set_storage_threshold", p)
     }
     pub fn cleanup(files: &Files, p: &Value) -> Result<Value> {
-        invoke(METHODS, files, "cleanup_old_files", p)
+        run(files, "cleanup_old_files", p)
     }
     pub fn storage_info(files: &Files, p: &Value) -> Result<Value> {
-        invoke(METHODS, files, "get_storage_info", p)
+        run(files, "get_storage_info", p)
     }
 }
 
@@ -321,6 +329,10 @@ fn verify(c: Credential) -> Option<Identity> {
     }
 }
 
+fn signer() -> camera_service::auth::signed_url::UrlSigner {
+    camera_service::auth::signed_url::UrlSigner::new(b"files-test-secret")
+}
+
 fn get(path: &str, headers: &[(&str, &str)]) -> Request {
     let headers = headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.to_string())).collect();
     Request { method: "GET".into(), path: path.into(), query: String::new(), headers }
@@ -357,7 +369,7 @@ fn traversal_and_odd_names_are_rejected_over_api_and_http() {
             assert_eq!(code(rpc::delete(&files, kind, &p)), -32602, "delete {name:?}");
         }
         let p = json!({"file_type": "recording", "filename": name});
-        assert_eq!(code(rpc::download_url(&files, &p)), -32602, "get_download_url {name:?}");
+        assert_eq!(code(rpc::download_url(&files, &signer(), &p)), -32602, "get_download_url {name:?}");
         for prefix in ["/files/recordings/", "/files/snapshots/"] {
             let (status, _, body) = fetch(&files, &get(&format!("{prefix}{name}"), &auth));
             assert_eq!((status, body.as_slice()), (400, &b"Invalid filename"[..]), "GET {prefix}{name:?}");
@@ -376,12 +388,13 @@ fn traversal_and_odd_names_are_rejected_over_api_and_http() {
     let err = rpc::delete(&files, FileKind::Recording, &json!({"filename": "nope.mp4"})).unwrap_err();
     assert_eq!((err.code(), err.message()), (-1005, "Recording file not found: nope.mp4".to_string()));
     let p = json!({"file_type": "snapshot", "filename": "nope.jpg"});
-    assert_eq!(code(rpc::download_url(&files, &p)), -1005);
+    assert_eq!(code(rpc::download_url(&files, &signer(), &p)), -1005);
     assert_eq!(fetch(&files, &get("/files/snapshots/nope.jpg", &auth)).0, 404);
-    assert_eq!(code(rpc::download_url(&files, &json!({"file_type": "video", "filename": "x.mp4"}))), -32602);
+    assert_eq!(code(rpc::download_url(&files, &signer(), &json!({"file_type": "video", "filename": "x.mp4"}))), -32602);
     // A bare name resolves into a sub-directory; a link that stays inside is followed.
-    let url = rpc::download_url(&files, &json!({"file_type": "recording", "filename": "x.mp4"})).unwrap();
-    assert_eq!(url, json!({"download_url": "/files/recordings/x.mp4"}));
+    let url = rpc::download_url(&files, &signer(), &json!({"file_type": "recording", "filename": "x.mp4"})).unwrap();
+    assert_eq!(url["download_url"], "/files/recordings/x.mp4");
+    assert!(url["signed_url"].as_str().unwrap().starts_with("/files/recordings/x.mp4?expires="), "{url}");
     std::os::unix::fs::symlink(fx.rec("camera0/x.mp4"), fx.rec("inside.mp4")).unwrap();
     assert_eq!(rpc::info(&files, FileKind::Recording, &json!({"filename": "inside.mp4"})).unwrap()["file_size"], 10);
 }

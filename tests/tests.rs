@@ -22,3 +22,4 @@ mod rpc_envelope;
 mod secrets;
 mod server;
 mod startup;
+mod web;

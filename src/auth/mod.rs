@@ -5,6 +5,7 @@ pub mod apikeys;
 pub mod jwt;
 mod role;
 pub mod session;
+pub mod signed_url;
 
 use std::fs;
 use std::io::Write;
@@ -18,6 +19,7 @@ pub use session::Session;
 use crate::config::Config;
 use apikeys::ApiKeys;
 use jwt::JwtKeys;
+use signed_url::UrlSigner;
 
 /// Who a credential belongs to.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +49,7 @@ pub struct Authenticator {
 struct Inner {
     jwt: JwtKeys,
     api_keys: ApiKeys,
+    urls: UrlSigner,
     rate_per_minute: u64,
 }
 
@@ -65,6 +68,7 @@ impl Authenticator {
         Authenticator {
             inner: Arc::new(Inner {
                 jwt: JwtKeys::new(secret),
+                urls: UrlSigner::new(secret),
                 api_keys: ApiKeys::new(api_keys_path),
                 rate_per_minute,
             }),
@@ -115,6 +119,11 @@ impl Authenticator {
 
     pub fn api_keys(&self) -> &ApiKeys {
         &self.inner.api_keys
+    }
+
+    /// Signs and verifies short-lived URLs with a key derived from the JWT secret.
+    pub fn url_signer(&self) -> &UrlSigner {
+        &self.inner.urls
     }
 }
 

@@ -114,6 +114,8 @@ pub struct ServerConfig {
     pub shutdown_timeout: f64,
     /// WebSocket worker threads; 0 = one per CPU (at most 4).
     pub worker_threads: usize,
+    /// Serve the built-in web console at `/` on the WebSocket port.
+    pub web_ui: bool,
 }
 
 impl Default for ServerConfig {
@@ -129,6 +131,7 @@ impl Default for ServerConfig {
             ping_timeout: 10.0,
             shutdown_timeout: 30.0,
             worker_threads: 0,
+            web_ui: true,
         }
     }
 }

@@ -3,12 +3,15 @@
 //! [`is_download_path`] and stream the returned `Body::File` themselves.
 //!
 //! Unlike the Python service, downloads require credentials: `Authorization: Bearer <jwt>` or `X-API-Key: <key>`
-//! with at least viewer role. `Range` requests (single range) answer 206 so players can seek.
+//! with at least viewer role, or a short-lived signed URL (`?expires=…&signature=…`, see
+//! [`crate::auth::signed_url`]) for browser elements that cannot send headers. `Range` requests (single range)
+//! answer 206 so players can seek.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::names::{self, Lookup};
 use super::Files;
+use crate::auth::signed_url::UrlSigner;
 use crate::auth::{Authenticator, Identity, Role};
 use crate::error::FileKind;
 use crate::http::{Body, Request, Response};
@@ -26,6 +29,11 @@ pub fn is_download_path(path: &str) -> bool {
 pub enum Credential<'a> {
     Jwt(&'a str),
     ApiKey(&'a str),
+    /// A signed URL: the percent-decoded path and the raw query carrying `expires` and `signature`.
+    SignedUrl {
+        path: &'a str,
+        query: &'a str,
+    },
 }
 
 /// Serve a download, checking credentials with `auth`.
@@ -33,7 +41,24 @@ pub fn respond(files: &Files, auth: &Authenticator, req: &Request) -> Response {
     respond_with(files, req, |c| match c {
         Credential::Jwt(t) => auth.verify_jwt(t),
         Credential::ApiKey(k) => auth.verify_api_key(k),
+        Credential::SignedUrl { path, query } => match auth.url_signer().verify(path, query, now_secs()) {
+            Ok(()) => Some(Identity {
+                user_id: "signed-url".into(),
+                role: Role::Viewer,
+                method: "signed_url",
+                expires_at: None,
+                key_id: None,
+            }),
+            Err(why) => {
+                log::debug!("signed URL for {path} refused: {why:?}");
+                None
+            }
+        },
     })
+}
+
+fn now_secs() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// Serve a download with an injectable credential check.
@@ -101,12 +126,15 @@ fn authorize(req: &Request, verify: impl Fn(Credential) -> Option<Identity>) -> 
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
     });
     let api_key = req.header("x-api-key").map(str::trim).filter(|k| !k.is_empty());
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = now_secs();
     let valid = |id: &Identity| id.role >= Role::Viewer && id.expires_at.is_none_or(|exp| exp > now);
+    let signed =
+        UrlSigner::is_signed(&req.query).then_some(Credential::SignedUrl { path: &req.path, query: &req.query });
     bearer
         .and_then(|t| verify(Credential::Jwt(t)))
         .filter(valid)
         .or_else(|| api_key.and_then(|k| verify(Credential::ApiKey(k))).filter(valid))
+        .or_else(|| signed.and_then(&verify).filter(valid))
 }
 
 fn content_type(kind: FileKind, name: &str) -> &'static str {

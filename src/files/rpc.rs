@@ -1,5 +1,5 @@
 //! JSON-RPC methods of file management: listings, info, deletion, storage figures and thresholds, retention and
-//! download URLs. Their state is the [`Files`] handle.
+//! download URLs. Their state is the [`Files`] handle and the URL signer ([`FileMethods`]).
 
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -8,12 +8,19 @@ use super::listing::Entry;
 use super::names::{self, Lookup};
 use super::state::{PolicyType, RetentionPolicy};
 use super::{disk_usage, existing_ancestor, Files, Thresholds};
+use crate::auth::signed_url::UrlSigner;
 use crate::error::{Error, FileKind, Result};
 use crate::rpc::params::{Deferred, Int, NoParams, NonEmpty, Number};
 use crate::rpc::{method, Call, Method};
 use crate::util::timefmt;
 
-pub static METHODS: &[Method<Files>] = &[
+/// What the file methods use: the file-management handle, and the signer of short-lived download URLs.
+pub struct FileMethods {
+    pub files: Files,
+    pub urls: UrlSigner,
+}
+
+pub static METHODS: &[Method<FileMethods>] = &[
     method!("list_recordings", Viewer, Blocking, list_recordings),
     method!("list_snapshots", Viewer, Blocking, list_snapshots),
     method!("get_recording_info", Viewer, Blocking, get_recording_info),
@@ -25,6 +32,7 @@ pub static METHODS: &[Method<Files>] = &[
     method!("set_storage_threshold", Admin, Blocking, set_storage_threshold),
     method!("set_retention_policy", Admin, Blocking, set_retention_policy),
     method!("cleanup_old_files", Admin, Blocking, cleanup_old_files),
+    method!("get_retention_policy", Admin, Inline, get_retention_policy),
     method!("get_download_url", Viewer, Blocking, get_download_url),
 ];
 
@@ -60,28 +68,28 @@ struct DownloadParams {
     filename: NonEmpty,
 }
 
-fn list_recordings(files: &Files, p: PageParams, _: &Call) -> Result<Value> {
-    list(files, FileKind::Recording, p)
+fn list_recordings(m: &FileMethods, p: PageParams, _: &Call) -> Result<Value> {
+    list(&m.files, FileKind::Recording, p)
 }
 
-fn list_snapshots(files: &Files, p: PageParams, _: &Call) -> Result<Value> {
-    list(files, FileKind::Snapshot, p)
+fn list_snapshots(m: &FileMethods, p: PageParams, _: &Call) -> Result<Value> {
+    list(&m.files, FileKind::Snapshot, p)
 }
 
-fn get_recording_info(files: &Files, p: FileParams, _: &Call) -> Result<Value> {
-    info(files, FileKind::Recording, &p.filename)
+fn get_recording_info(m: &FileMethods, p: FileParams, _: &Call) -> Result<Value> {
+    info(&m.files, FileKind::Recording, &p.filename)
 }
 
-fn get_snapshot_info(files: &Files, p: FileParams, _: &Call) -> Result<Value> {
-    info(files, FileKind::Snapshot, &p.filename)
+fn get_snapshot_info(m: &FileMethods, p: FileParams, _: &Call) -> Result<Value> {
+    info(&m.files, FileKind::Snapshot, &p.filename)
 }
 
-fn delete_recording(files: &Files, p: FileParams, _: &Call) -> Result<Value> {
-    delete(files, FileKind::Recording, &p.filename)
+fn delete_recording(m: &FileMethods, p: FileParams, _: &Call) -> Result<Value> {
+    delete(&m.files, FileKind::Recording, &p.filename)
 }
 
-fn delete_snapshot(files: &Files, p: FileParams, _: &Call) -> Result<Value> {
-    delete(files, FileKind::Snapshot, &p.filename)
+fn delete_snapshot(m: &FileMethods, p: FileParams, _: &Call) -> Result<Value> {
+    delete(&m.files, FileKind::Snapshot, &p.filename)
 }
 
 fn segment(kind: FileKind) -> &'static str {
@@ -188,7 +196,8 @@ fn delete(files: &Files, kind: FileKind, name: &str) -> Result<Value> {
     Ok(json!({"filename": name, "deleted": true, "message": message}))
 }
 
-fn get_storage_info(files: &Files, _: NoParams, _: &Call) -> Result<Value> {
+fn get_storage_info(m: &FileMethods, _: NoParams, _: &Call) -> Result<Value> {
+    let files = &m.files;
     let at = existing_ancestor(files.dir(FileKind::Recording));
     let du = disk_usage(&at).map_err(|e| io_error("statvfs failed", e))?;
     let (recordings_size, snapshots_size) = files.dir_sizes().map_err(|e| io_error("directory sizes", e))?;
@@ -215,12 +224,13 @@ fn thresholds_json(t: Thresholds) -> Value {
     json!({"warning_threshold": t.warning, "critical_threshold": t.critical})
 }
 
-fn get_storage_threshold(files: &Files, _: NoParams, _: &Call) -> Result<Value> {
-    Ok(thresholds_json(files.thresholds()))
+fn get_storage_threshold(m: &FileMethods, _: NoParams, _: &Call) -> Result<Value> {
+    Ok(thresholds_json(m.files.thresholds()))
 }
 
 /// Either or both thresholds; the result must keep `warning < critical`.
-fn set_storage_threshold(files: &Files, p: ThresholdParams, _: &Call) -> Result<Value> {
+fn set_storage_threshold(m: &FileMethods, p: ThresholdParams, _: &Call) -> Result<Value> {
+    let files = &m.files;
     if p.warning_threshold.is_none() && p.critical_threshold.is_none() {
         return Err(Error::invalid_params("warning_threshold or critical_threshold is required"));
     }
@@ -245,7 +255,8 @@ fn positive(n: Option<Deferred<Number>>, key: &str) -> Result<(f64, Value)> {
     }
 }
 
-fn set_retention_policy(files: &Files, p: RetentionParams, _: &Call) -> Result<Value> {
+fn set_retention_policy(m: &FileMethods, p: RetentionParams, _: &Call) -> Result<Value> {
+    let files = &m.files;
     if p.policy_type.is_none() && p.enabled.is_none() && p.max_age_days.is_none() && p.max_size_gb.is_none() {
         return Err(Error::invalid_params("policy parameters are required"));
     }
@@ -282,8 +293,8 @@ fn set_retention_policy(files: &Files, p: RetentionParams, _: &Call) -> Result<V
     Ok(result)
 }
 
-fn cleanup_old_files(files: &Files, _: NoParams, _: &Call) -> Result<Value> {
-    let r = files.cleanup_now().map_err(|e| io_error("cleanup failed", e))?;
+fn cleanup_old_files(m: &FileMethods, _: NoParams, _: &Call) -> Result<Value> {
+    let r = m.files.cleanup_now().map_err(|e| io_error("cleanup failed", e))?;
     Ok(json!({
         "cleanup_executed": true,
         "files_deleted": r.files_deleted,
@@ -294,7 +305,10 @@ fn cleanup_old_files(files: &Files, _: NoParams, _: &Call) -> Result<Value> {
     }))
 }
 
-fn get_download_url(files: &Files, p: DownloadParams, _: &Call) -> Result<Value> {
+/// `download_url` as the Python service returns it, plus a short-lived `signed_url` for browser elements that
+/// cannot send credentials (`<img>`, `<video>`, `<a download>`) and its `expires_at`.
+fn get_download_url(m: &FileMethods, p: DownloadParams, _: &Call) -> Result<Value> {
+    let (files, signer) = (&m.files, &m.urls);
     let kind = match &*p.file_type {
         "recording" => FileKind::Recording,
         "snapshot" => FileKind::Snapshot,
@@ -302,5 +316,38 @@ fn get_download_url(files: &Files, p: DownloadParams, _: &Call) -> Result<Value>
     };
     let name = checked(&p.filename)?;
     find(files, kind, name)?;
-    Ok(json!({ "download_url": url_for(kind, name) }))
+    let url = url_for(kind, name);
+    let now = crate::auth::jwt::now_secs();
+    let (signed, expires) = signer.sign(&url, &format!("/files/{}/{name}", segment(kind)), now);
+    let expires_at = timefmt::rfc3339(std::time::UNIX_EPOCH + std::time::Duration::from_secs(expires as u64));
+    Ok(json!({ "download_url": url, "signed_url": signed, "expires_at": expires_at }))
+}
+
+/// The retention policy in force: the one an admin set (`source: "policy"`), or the configuration's rules
+/// (`source: "config"`) until then; both with the configured rules and the cleanup interval for context.
+fn get_retention_policy(m: &FileMethods, _: NoParams, _: &Call) -> Result<Value> {
+    let files = &m.files;
+    let c = files.config();
+    let mut out = match files.retention_policy() {
+        Some(policy) => {
+            let mut v = serde_json::to_value(&policy).map_err(|e| Error::internal(e.to_string()))?;
+            v["source"] = json!("policy");
+            v
+        }
+        None => json!({"source": "config", "policy_type": "config", "enabled": true}),
+    };
+    out["config"] = json!({
+        "recordings": {
+            "auto_cleanup": c.recording.auto_cleanup,
+            "cleanup_after_days": c.recording.cleanup_after_days,
+            "max_size": c.recording.max_size,
+        },
+        "snapshots": {
+            "auto_cleanup": c.snapshots.auto_cleanup,
+            "max_age": c.snapshots.max_age,
+            "max_count": c.snapshots.max_count,
+        },
+    });
+    out["cleanup_interval"] = json!(files.cleanup_interval().as_secs());
+    Ok(out)
 }

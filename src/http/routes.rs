@@ -9,7 +9,6 @@ use std::time::{Instant, SystemTime};
 
 use serde_json::{json, Value};
 
-use super::server::Router;
 use super::{Request, Response};
 use crate::camera::{CameraStatus, Cameras};
 use crate::process::status::{ComponentStatus, Components, State};
@@ -47,11 +46,6 @@ impl Routes {
     ) -> Routes {
         self.prefixes.push((prefix, Arc::new(handler)));
         self
-    }
-
-    /// The table as the HTTP pool's router.
-    pub fn into_router(self) -> Router {
-        Arc::new(move |req| self.route(req))
     }
 
     pub fn route(&self, req: &Request) -> Response {

@@ -25,7 +25,8 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
 enum Task {
     Raw(TcpStream),
-    Parsed(Request, TcpStream),
+    /// A request another listener parsed, with that listener's routes (`None`: the pool's own).
+    Parsed(Request, TcpStream, Option<Router>),
 }
 
 /// What answers a parsed request: the daemon's route table.
@@ -35,6 +36,8 @@ pub type Router = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
 #[derive(Clone)]
 pub struct HttpPool {
     tx: Sender<Task>,
+    /// Routes for requests submitted through this handle (`None`: the pool's own).
+    router: Option<Router>,
 }
 
 impl HttpPool {
@@ -48,18 +51,24 @@ impl HttpPool {
                 Ok(())
             })?;
         }
-        Ok(HttpPool { tx })
+        Ok(HttpPool { tx, router: None })
+    }
+
+    /// A handle to the same workers whose submitted requests are answered by `router` instead (the WebSocket port
+    /// serves the web console, which the health port does not).
+    pub fn with_router(&self, router: Router) -> HttpPool {
+        HttpPool { tx: self.tx.clone(), router: Some(router) }
     }
 
     /// A request whose head the WebSocket listener already read (the stream is in blocking mode).
     pub fn submit_parsed(&self, req: Request, stream: TcpStream) {
-        self.submit(Task::Parsed(req, stream));
+        self.submit(Task::Parsed(req, stream, self.router.clone()));
     }
 
     fn submit(&self, task: Task) {
         if let Err(TrySendError::Full(task) | TrySendError::Disconnected(task)) = self.tx.try_send(task) {
             let mut stream = match task {
-                Task::Raw(s) | Task::Parsed(_, s) => s,
+                Task::Raw(s) | Task::Parsed(_, s, _) => s,
             };
             let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
             let _ = Response::text(503, "Server busy\n").write_to(&mut stream, false);
@@ -113,7 +122,7 @@ fn serve_tasks(router: &(dyn Fn(&Request) -> Response + Send + Sync), rx: &Recei
         crossbeam_channel::select! {
             recv(rx) -> task => match task {
                 Ok(Task::Raw(stream)) => serve_raw(router, stream),
-                Ok(Task::Parsed(req, stream)) => respond(router, &req, stream),
+                Ok(Task::Parsed(req, stream, own)) => respond(own.as_deref().unwrap_or(router), &req, stream),
                 Err(_) => return,
             },
             recv(shutdown.channel()) -> _ => return,

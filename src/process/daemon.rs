@@ -10,9 +10,10 @@ use crate::auth::Authenticator;
 use crate::camera::rpc::CameraMethods;
 use crate::camera::{CameraThreads, Cameras};
 use crate::config::{Config, Loaded};
+use crate::files::rpc::FileMethods;
 use crate::files::{Files, FilesOwner};
 use crate::http::routes::{self, Routes};
-use crate::http::server::{self, HttpPool};
+use crate::http::server::{self, HttpPool, Router};
 use crate::media::{Media, RecorderThread, RecorderWiring, Recordings};
 use crate::mediamtx::{CameraFeed, Hooks, MediaMtx, MediaMtxThreads};
 use crate::process::heartbeat::Heartbeats;
@@ -193,7 +194,7 @@ fn method_table(h: &Handles) -> Table {
         .with(cameras, crate::camera::rpc::METHODS)
         .with(h.mediamtx.clone(), crate::mediamtx::rpc::METHODS)
         .with(h.media.clone(), crate::media::rpc::METHODS)
-        .with(h.files.clone(), crate::files::rpc::METHODS)
+        .with(FileMethods { files: h.files.clone(), urls: h.auth.url_signer().clone() }, crate::files::rpc::METHODS)
 }
 
 /// Every JSON-RPC method name, sorted (request metrics get a slot each; docs are checked against this list).
@@ -209,8 +210,9 @@ pub fn method_names() -> Vec<&'static str> {
     v
 }
 
-/// The HTTP routes (both listeners) over narrow handles.
-fn http_routes(h: &Handles) -> Routes {
+/// The HTTP routes over narrow handles: (health port, WebSocket port). The WebSocket port also serves the web
+/// console, then the same routes as the health port (of which its listener forwards only `/files/`).
+fn routers(h: &Handles) -> (Router, Router) {
     let health = routes::Health {
         components: h.components.clone(),
         cameras: h.cameras.clone(),
@@ -218,7 +220,13 @@ fn http_routes(h: &Handles) -> Routes {
         started: h.started,
     };
     let (files, auth) = (h.files.clone(), h.auth.clone());
-    Routes::new(health).prefix("/files/", move |req| crate::files::download::respond(&files, &auth, req))
+    let routes =
+        Arc::new(Routes::new(health).prefix("/files/", move |req| crate::files::download::respond(&files, &auth, req)));
+    let site = crate::web::Site::new(&h.config);
+    let for_ws = routes.clone();
+    let ws: Router =
+        Arc::new(move |req| if crate::web::is_web_path(&req.path) { site.serve(req) } else { for_ws.route(req) });
+    (Arc::new(move |req| routes.route(req)), ws)
 }
 
 /// Phase 2: start every component thread, in dependency order, and open the WebSocket port last.
@@ -241,12 +249,14 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> R
     };
     threads.recorder.spawn(wiring, supervisor).map_err(thread_error)?;
     threads.files.spawn(h.components.clone(), supervisor).map_err(thread_error)?;
-    let http = HttpPool::start(http_routes(&h).into_router(), supervisor).map_err(thread_error)?;
+    let (health_router, ws_router) = routers(&h);
+    let http = HttpPool::start(health_router, supervisor).map_err(thread_error)?;
     let health = &h.config.security.health;
     let addr = (health.bind_address.as_str(), h.config.health_port());
     server::start_health_server(addr, http.clone(), h.components.clone(), supervisor).map_err(|e| {
         format!("cannot listen on {}:{} (security.health.bind_address, health_port): {e}", addr.0, addr.1)
     })?;
+    let http = http.with_router(ws_router);
     let listener = ws::bind(&h.config).map_err(thread_error)?;
     let limits = Limits { max_batch: MAX_BATCH, reply_budget: h.config.server.max_message_size };
     let ctx = Arc::new(ws::Context {

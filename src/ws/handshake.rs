@@ -1,6 +1,6 @@
 //! The HTTP side of the WebSocket port: parse the request head ourselves so one listener can route the upgrade on
-//! `server.websocket_path`, downloads under `/files/`, and 404 for anything else (the Python service accepted any
-//! path, D11).
+//! `server.websocket_path`, downloads under `/files/`, the web console (`/`, `/console/...`), and 404 for anything
+//! else (the Python service accepted any path, D11).
 
 use crate::http::{self, Request, Response};
 
@@ -29,7 +29,8 @@ pub fn route(req: Request, ws_path: &str) -> Route {
             Err(why) => Route::Reject(Response::text(400, why)),
         };
     }
-    if req.path.starts_with("/files/") && (req.method == "GET" || req.method == "HEAD") {
+    let http_path = req.path.starts_with("/files/") || crate::web::is_web_path(&req.path);
+    if http_path && (req.method == "GET" || req.method == "HEAD") {
         return Route::Http(req);
     }
     Route::Reject(Response::text(404, "Not Found\n"))
