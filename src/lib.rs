@@ -4,6 +4,7 @@ pub mod auth;
 pub mod camera;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod files;
 pub mod formats;
 pub mod http;

@@ -83,6 +83,7 @@ impl Rig {
         let hooks = Hooks {
             is_recording: Arc::new(move |d: &str| r.lock().contains(d)),
             announce: Arc::new(move |d: &str| a.lock().push(d.to_string())),
+            hub: camera_service::rpc::notify::Hub::new(),
         };
         let components = Components::default();
         let sup = Supervisor::new(Shutdown::new());

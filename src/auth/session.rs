@@ -1,9 +1,11 @@
 //! Per-connection authentication state and rate limit (sessions belong to one connection: decisions §4, fixing
 //! Python defect D1).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::Identity;
+use crate::events::Subscription;
 
 /// The fixed rate-limit window (api.md §2.9).
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
@@ -12,6 +14,8 @@ pub const RATE_WINDOW: Duration = Duration::from_secs(60);
 pub struct Session {
     pub identity: Option<Identity>,
     pub session_id: Option<String>,
+    /// Event subscription (`subscribe_events`); `None` = the Python notifications. Dies with the connection.
+    pub events: Option<Arc<Subscription>>,
     window_start: Option<Instant>,
     window_count: u64,
 }

@@ -28,6 +28,7 @@ use crate::config::{Config, VirtualCameraConfig};
 use crate::process::heartbeat::Heartbeat;
 use crate::process::status::{Components, State};
 use crate::process::Shutdown;
+use crate::events::Topic;
 use crate::rpc::notify::{Hub, Notification};
 
 /// How long a permission error right after a node appears is retried before it counts (decisions §5).
@@ -410,12 +411,27 @@ impl Registry {
         if self.last_sent.get(&cam.device) == Some(&params) {
             return;
         }
-        self.last_sent.insert(cam.device.clone(), params);
-        let (cam, config) = (cam.clone(), self.config.clone());
-        self.hub.publish(Notification::per_host("camera_status_update", move |host| {
+        let previous = self.last_sent.insert(cam.device.clone(), params);
+        let topics = status_topics(previous.as_ref().and_then(|p| p["status"].as_str()), cam.status);
+        let (cam, config, device) = (cam.clone(), self.config.clone(), cam.device.clone());
+        self.hub.publish(Notification::per_host(&topics, Some(&device), move |host| {
             wire::status_update(&cam, &config.mediamtx, host)
         }));
     }
+}
+
+/// The topics of a `camera_status_update` after `previous` (the status last announced, if any).
+fn status_topics(previous: Option<&str>, now: CameraStatus) -> Vec<Topic> {
+    let mut topics = vec![Topic::CameraStatusUpdate];
+    if previous != Some(now.as_str()) {
+        topics.push(Topic::CameraStatusChange);
+        match now {
+            CameraStatus::Connected => topics.push(Topic::CameraConnected),
+            CameraStatus::Disconnected if previous.is_some() => topics.push(Topic::CameraDisconnected),
+            _ => {}
+        }
+    }
+    topics
 }
 
 pub(super) fn base_camera(n: u32, status: CameraStatus) -> Camera {

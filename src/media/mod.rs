@@ -15,6 +15,7 @@
 
 mod grabber;
 pub mod process;
+mod progress;
 mod recorder;
 pub mod rpc;
 mod segments;
@@ -255,8 +256,9 @@ impl Media {
 }
 
 impl RecorderThread {
-    /// Start the `recorder` thread.
+    /// Start the `recorder` thread (and `recording-progress`, which reports on its sessions).
     pub fn spawn(self, wiring: RecorderWiring, supervisor: &Supervisor) -> std::io::Result<()> {
+        progress::spawn(self.shared.sessions.clone(), wiring.hub.clone(), supervisor)?;
         recorder::spawn(self.shared, wiring, self.tx, self.rx, supervisor)
     }
 }

@@ -56,6 +56,13 @@ pub struct SnapshotParams {
     filename: Option<String>,
 }
 
+impl SnapshotParams {
+    /// The camera id as the client wrote it.
+    pub fn device(&self) -> &str {
+        &self.device
+    }
+}
+
 /// Validated `take_snapshot` params.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Request {

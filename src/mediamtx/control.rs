@@ -6,7 +6,7 @@
 //! is converged again) and retries what failed. Reconciliation (also deleting stale `cameraN` paths that no
 //! connected camera owns) runs on first contact, after each recovery and at least every 60 s.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +17,8 @@ use super::client::{ApiError, ApiResult, Client};
 use super::{pathconf, CameraFeed, Hooks, Shared};
 use crate::camera::{Camera, CameraEvent, CameraStatus};
 use crate::error::{Error, Result};
+use crate::events::Topic;
+use crate::rpc::notify::Notification;
 use crate::process::Shutdown;
 
 /// Full reconciliation at least this often.
@@ -87,6 +89,8 @@ struct Control {
     hooks: Hooks,
     table: BTreeMap<String, Entry>,
     last_reconcile: Option<Instant>,
+    /// Whether each runtime path had a ready stream at the last look (for `mediamtx.stream_started`/`_stopped`).
+    ready: HashMap<String, bool>,
 }
 
 pub(crate) fn run(
@@ -99,7 +103,7 @@ pub(crate) fn run(
     let period = Duration::from_secs_f64(shared.config.mediamtx.health_check_interval.clamp(0.2, 2.0));
     let ticker = crossbeam_channel::tick(period);
     let mut events = feed.events;
-    let mut c = Control { shared, hooks, table: BTreeMap::new(), last_reconcile: None };
+    let mut c = Control { shared, hooks, table: BTreeMap::new(), last_reconcile: None, ready: HashMap::new() };
     for camera in feed.initial {
         c.on_camera(camera);
     }
@@ -210,7 +214,33 @@ impl Control {
             Some(r) => r,
             None => self.converge(path).map(|_| ()),
         };
+        if result.is_ok() {
+            let topic = if on { Topic::MediamtxRecordingStarted } else { Topic::MediamtxRecordingStopped };
+            let device = self.table.get(path).map(|e| e.camera.device.clone());
+            let params = json!({"path": path, "device": device});
+            self.hooks.hub.publish(Notification::event(topic, device.as_deref(), params));
+        }
         result.map_err(|e| Error::MediaMtx(format!("record {} on {path}: {e}", if on { "on" } else { "off" })))
+    }
+
+    /// Streams that became ready or stopped being ready since the last runtime list.
+    fn stream_events(&mut self, list: &[super::client::RuntimePath]) {
+        let now: HashMap<String, bool> = list.iter().map(|p| (p.name.clone(), p.ready == Some(true))).collect();
+        let mut changes: Vec<(&str, bool)> = now
+            .iter()
+            .filter(|(name, ready)| self.ready.get(*name).copied().unwrap_or(false) != **ready)
+            .map(|(name, ready)| (name.as_str(), *ready))
+            .collect();
+        changes.extend(self.ready.iter().filter(|(n, r)| **r && !now.contains_key(*n)).map(|(n, _)| (n.as_str(), false)));
+        changes.sort_unstable();
+        for (path, ready) in changes {
+            let device = self.table.get(path).map(|e| e.camera.device.clone());
+            let (topic, status) =
+                if ready { (Topic::MediamtxStreamStarted, "started") } else { (Topic::MediamtxStreamStopped, "stopped") };
+            let params = json!({"path": path, "device": device, "status": status, "ready": ready});
+            self.hooks.hub.publish(Notification::events(&[topic, Topic::MediamtxStream], device.as_deref(), params));
+        }
+        self.ready = now;
     }
 
     /// Converge one path of the table and record the outcome.
@@ -248,6 +278,9 @@ impl Control {
         }
         if changed {
             (self.hooks.announce)(&entry.camera.device);
+            let (device, action) = (&entry.camera.device, if exists { "created" } else { "removed" });
+            let params = json!({"path": path, "device": device, "action": action});
+            self.hooks.hub.publish(Notification::event(Topic::MediamtxPath, Some(device), params));
         }
     }
 
@@ -298,6 +331,7 @@ impl Control {
             }
         };
         self.shared.store_runtime(&list);
+        self.stream_events(&list);
         let present: std::collections::HashSet<&str> = list.iter().map(|p| p.name.as_str()).collect();
         let lost: Vec<String> = self
             .table
@@ -342,6 +376,7 @@ impl Control {
             }
         };
         self.shared.store_runtime(&list);
+        self.stream_events(&list);
         for p in &list {
             // Only static entries of ours: a regexp-matched runtime path has another confName.
             if p.conf_name != p.name || !is_camera_path(&p.name) {

@@ -26,6 +26,7 @@ pub use breaker::BreakerState;
 pub use client::{ApiError, Client, RuntimePath};
 pub use control::{converge, Converged};
 
+use crate::rpc::notify::Hub;
 use crate::camera::{Camera, CameraEvent, StreamFigures, StreamMetrics};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -110,6 +111,8 @@ pub struct Hooks {
     pub is_recording: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     /// The camera's MediaMTX path appeared or went away: re-evaluate its `camera_status_update`.
     pub announce: Arc<dyn Fn(&str) + Send + Sync>,
+    /// Where path and stream events (`mediamtx.path`, `mediamtx.stream_started`, ...) are published.
+    pub hub: Hub,
 }
 
 #[derive(Default)]
@@ -374,7 +377,7 @@ mod tests {
         let components = Components::default();
         let sup = Supervisor::new(crate::process::Shutdown::new());
         let feed = CameraFeed { initial: vec![], events: crossbeam_channel::never() };
-        let hooks = Hooks { is_recording: Arc::new(|_| false), announce: Arc::new(|_| {}) };
+        let hooks = Hooks { is_recording: Arc::new(|_| false), announce: Arc::new(|_| {}), hub: Hub::new() };
         let (m, threads) = MediaMtx::new(Arc::new(cfg), components.clone());
         threads.spawn(feed, hooks, &sup).unwrap();
         assert!(!m.enabled());

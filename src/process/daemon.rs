@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use serde_json::json;
+
 use crate::auth::Authenticator;
 use crate::camera::rpc::CameraMethods;
 use crate::camera::{CameraThreads, Cameras};
@@ -17,11 +19,13 @@ use crate::http::server::{self, HttpPool, Router};
 use crate::media::{Media, RecorderThread, RecorderWiring, Recordings};
 use crate::mediamtx::{CameraFeed, Hooks, MediaMtx, MediaMtxThreads};
 use crate::process::heartbeat::Heartbeats;
-use crate::process::status::Components;
+use crate::process::status::{Components, State};
 use crate::process::{Shutdown, Supervisor};
 use crate::rpc::dispatch::{Dispatcher, Limits, MAX_BATCH};
 use crate::rpc::metrics::Metrics;
-use crate::rpc::notify::Hub;
+use crate::events::Topic;
+use crate::rpc::events::EventMethods;
+use crate::rpc::notify::{Hub, Notification};
 use crate::rpc::system::System;
 use crate::rpc::table::names_of;
 use crate::rpc::Table;
@@ -76,8 +80,11 @@ pub fn run(loaded: Loaded) -> i32 {
         config.server.websocket_path
     );
     crate::process::sdnotify::ready();
+    started.hub.publish(system_event(Topic::SystemStartup, "started", config));
     let code = wait_for_stop(&sig_rx, &supervisor, &started.heartbeats);
     crate::process::sdnotify::stopping();
+    // Before the shutdown token: workers deliver what is in their inbox before they close connections.
+    started.hub.publish(system_event(Topic::SystemShutdown, "stopping", config));
     let t = Instant::now();
     let budget = if started.recordings.count() > 0 { STOP_BUDGET_RECORDING } else { STOP_BUDGET };
     // `server.shutdown_timeout` may only shorten the budget.
@@ -96,6 +103,29 @@ pub fn run(loaded: Loaded) -> i32 {
     }
 }
 
+/// `system.startup` / `system.shutdown` params.
+fn system_event(topic: Topic, status: &str, config: &Config) -> Notification {
+    let params = json!({
+        "status": status, "version": crate::VERSION, "pid": std::process::id(),
+        "websocket": format!("{}:{}", config.server.host, config.server.port),
+    });
+    Notification::event(topic, None, params)
+}
+
+/// Component state changes become `system.health` (and `system_health_update`, the name the Go port's web client
+/// subscribes to) with the overall status as `get_status` reports it.
+fn watch_health(components: &Components, hub: &Hub) {
+    let (all, hub) = (components.clone(), hub.clone());
+    components.watch(Arc::new(move |name, now, before| {
+        let overall = crate::rpc::system::overall(all.all().values().map(|c| c.state));
+        let params = json!({
+            "component": name, "state": now.state.as_str(), "previous_state": before.map(State::as_str),
+            "details": now.details, "status": overall,
+        });
+        hub.publish(Notification::events(&[Topic::SystemHealth, Topic::SystemHealthUpdate], None, params));
+    }));
+}
+
 /// A start-up failure: one line naming what failed (the path or address, and the OS error) on stderr and in the log,
 /// written out before the process exits.
 fn fatal(message: &str) -> i32 {
@@ -106,6 +136,7 @@ fn fatal(message: &str) -> i32 {
 /// What the daemon keeps from start-up for its run and its stop.
 struct Started {
     config: Arc<Config>,
+    hub: Hub,
     recordings: Recordings,
     heartbeats: Heartbeats,
 }
@@ -188,9 +219,19 @@ fn method_table(h: &Handles) -> Table {
         recordings: Arc::new(h.recordings.clone()),
         streams: Arc::new(h.mediamtx.clone()),
     };
+    // A `device` filter takes every camera id form; events carry the id as responses do.
+    let device_id: crate::rpc::events::DeviceId = Arc::new(|id: &str| {
+        Ok(match crate::camera::CameraId::parse(id)? {
+            crate::camera::CameraId::Real(n) => format!("/dev/video{n}"),
+            crate::camera::CameraId::Virtual(n) => format!("virtual{n}"),
+            crate::camera::CameraId::Name(name) => name,
+        })
+    });
+    let events = EventMethods { hub: h.hub.clone(), device_id };
     Table::new()
         .with(system, crate::rpc::system::METHODS)
         .with(h.auth.clone(), crate::rpc::session::METHODS)
+        .with(events, crate::rpc::events::METHODS)
         .with(cameras, crate::camera::rpc::METHODS)
         .with(h.mediamtx.clone(), crate::mediamtx::rpc::METHODS)
         .with(h.media.clone(), crate::media::rpc::METHODS)
@@ -201,6 +242,7 @@ fn method_table(h: &Handles) -> Table {
 pub fn method_names() -> Vec<&'static str> {
     let mut v: Vec<&'static str> = names_of(crate::rpc::system::METHODS)
         .chain(names_of(crate::rpc::session::METHODS))
+        .chain(names_of(crate::rpc::events::METHODS))
         .chain(names_of(crate::camera::rpc::METHODS))
         .chain(names_of(crate::mediamtx::rpc::METHODS))
         .chain(names_of(crate::media::rpc::METHODS))
@@ -232,12 +274,14 @@ fn routers(h: &Handles) -> (Router, Router) {
 /// Phase 2: start every component thread, in dependency order, and open the WebSocket port last.
 fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> Result<Started, String> {
     let (h, threads) = build(config, auth, supervisor.shutdown());
+    watch_health(&h.components, &h.hub);
     let thread_error = |e: std::io::Error| e.to_string();
     threads.cameras.spawn(h.hub.clone(), h.components.clone(), &h.heartbeats, supervisor).map_err(thread_error)?;
     let (recordings, cameras) = (h.recordings.clone(), h.cameras.clone());
     let hooks = Hooks {
         is_recording: Arc::new(move |device| recordings.is_recording(device)),
         announce: Arc::new(move |device| cameras.announce(device)),
+        hub: h.hub.clone(),
     };
     let feed = CameraFeed { initial: h.mediamtx_feed.initial.clone(), events: h.mediamtx_feed.events.clone() };
     threads.mediamtx.spawn(feed, hooks, supervisor).map_err(thread_error)?;
@@ -268,7 +312,7 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> R
         heartbeats: h.heartbeats.clone(),
     });
     ws::start(ctx, listener, http, supervisor).map_err(thread_error)?;
-    Ok(Started { config: h.config.clone(), recordings: h.recordings.clone(), heartbeats: h.heartbeats.clone() })
+    Ok(Started { config: h.config.clone(), hub: h.hub.clone(), recordings: h.recordings.clone(), heartbeats: h.heartbeats.clone() })
 }
 
 /// Block until a signal or a component failure; meanwhile feed systemd's watchdog (when it asks for one) while every

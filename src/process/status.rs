@@ -43,11 +43,26 @@ pub struct ComponentStatus {
 #[derive(Clone, Default)]
 pub struct Components {
     inner: Arc<RwLock<BTreeMap<&'static str, ComponentStatus>>>,
+    watchers: Arc<RwLock<Vec<Watcher>>>,
 }
+
+/// Called when a component's state changes (not on details alone): name, new status, previous state.
+pub type Watcher = Arc<dyn Fn(&'static str, &ComponentStatus, Option<State>) + Send + Sync>;
 
 impl Components {
     pub fn set(&self, name: &'static str, state: State, details: impl Into<String>) {
-        self.inner.write().insert(name, ComponentStatus { state, details: details.into() });
+        let status = ComponentStatus { state, details: details.into() };
+        let previous = self.inner.write().insert(name, status.clone()).map(|p| p.state);
+        if previous != Some(state) {
+            for w in self.watchers.read().iter() {
+                w(name, &status, previous);
+            }
+        }
+    }
+
+    /// Be told of every state change from now on (wiring: health events for clients).
+    pub fn watch(&self, w: Watcher) {
+        self.watchers.write().push(w);
     }
 
     pub fn get(&self, name: &str) -> Option<ComponentStatus> {
@@ -56,5 +71,31 @@ impl Components {
 
     pub fn all(&self) -> BTreeMap<&'static str, ComponentStatus> {
         self.inner.read().clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use parking_lot::Mutex;
+
+    #[test]
+    fn watchers_see_state_changes_only() {
+        let c = Components::default();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        c.watch(Arc::new(move |name, now, before| s.lock().push((name, now.state, before))));
+        c.set("recorder", State::Starting, "starting");
+        c.set("recorder", State::Running, "no active recordings");
+        c.set("recorder", State::Running, "1 active recordings");
+        c.set("mediamtx", State::Degraded, "unreachable");
+        assert_eq!(
+            *seen.lock(),
+            [
+                ("recorder", State::Starting, None),
+                ("recorder", State::Running, Some(State::Starting)),
+                ("mediamtx", State::Degraded, None)
+            ]
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! Nothing here knows which components exist. See docs/design.md ("Method tables").
 
 pub mod dispatch;
+pub mod events;
 pub mod metrics;
 pub mod notify;
 pub mod params;

@@ -2,11 +2,13 @@
 
 use std::io::{self, Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::Instant;
 
 use tungstenite::WebSocket;
 
 use crate::auth::{Authenticator, Identity, Session};
+use crate::events::{self, Subscription};
 use crate::rpc::dispatch::ConnFacts;
 
 /// The connection's socket, remembering whether the last read drained it.
@@ -59,6 +61,10 @@ pub struct Conn {
     pub facts: ConnFacts,
     /// Mirror of the session's identity for notification delivery while the session is away on the job pool.
     pub auth: Option<Identity>,
+    /// Mirror of the session's event subscription, for the same reason.
+    pub events: Option<Arc<Subscription>>,
+    /// What the connection is counted as in the hub's interest counters.
+    pub counted_as: events::Role,
     pub opened: Instant,
     pub last_rx: Instant,
     pub ping_sent: Option<Instant>,
@@ -77,6 +83,8 @@ impl Conn {
             session: Some(Box::default()),
             facts: ConnFacts { client_id, host: None },
             auth: None,
+            events: None,
+            counted_as: events::Role::None,
             opened: now,
             last_rx: now,
             ping_sent: None,
@@ -93,6 +101,16 @@ impl Conn {
     pub fn refresh_auth_mirror(&mut self) {
         if let Some(s) = &self.session {
             self.auth = s.identity.clone();
+            self.events = s.events.clone();
+        }
+    }
+
+    /// What this connection receives now: nothing, the Python notifications, or its subscribed topics.
+    pub fn event_role(&self, now_secs: i64, auth: &Authenticator) -> events::Role {
+        match &self.events {
+            _ if self.closing.is_some() || !self.notifiable(now_secs, auth) => events::Role::None,
+            None => events::Role::Default,
+            Some(s) => events::Role::Subscribed(s.topics),
         }
     }
 

@@ -23,7 +23,7 @@ use crate::http::{Response, MAX_HEAD_BYTES};
 use crate::process::heartbeat::Heartbeat;
 use crate::process::Shutdown;
 use crate::rpc::dispatch::Outcome;
-use crate::rpc::notify::{Notification, Subscriber};
+use crate::rpc::notify::{Notification, Rendering, Subscriber};
 use crate::sys::poll::{Epoll, EventFd, Events, HANGUP, READABLE, WRITABLE};
 
 /// Token of the worker's own eventfd in its epoll set.
@@ -325,6 +325,7 @@ impl Worker {
         let outcome = self.ctx.dispatcher.run(work, &mut session, &conn.facts);
         conn.session = Some(session);
         conn.refresh_auth_mirror();
+        self.recount(token);
         self.deliver_outcome(token, outcome);
     }
 
@@ -333,6 +334,7 @@ impl Worker {
             Some(conn) => {
                 conn.session = Some(session);
                 conn.refresh_auth_mirror();
+                self.recount(token);
                 self.deliver_outcome(token, outcome);
                 // Frames that arrived meanwhile wait in tungstenite's buffer or the socket: go on with them.
                 self.pump(token);
@@ -382,24 +384,38 @@ impl Worker {
         }
     }
 
+    /// Queue `n` to every connection that receives it: connections without a subscription get the Python
+    /// notifications, subscribed ones their topics (filtered by device). Each distinct frame is rendered once.
     fn notify(&mut self, n: &Arc<Notification>) {
         let now_secs = jwt::now_secs();
-        let mut frames: HashMap<Option<String>, String> = HashMap::new();
+        let mut frames: HashMap<(Option<Arc<str>>, Rendering), Arc<str>> = HashMap::new();
         let auth = self.ctx.dispatcher.auth();
-        let targets: Vec<u64> = self
-            .conns
-            .iter_mut()
-            .filter(|(_, c)| matches!(c.phase, Phase::Open(_)) && c.closing.is_none() && c.notifiable(now_secs, auth))
-            .map(|(t, _)| t)
-            .collect();
-        for token in targets {
-            let Some(conn) = self.conns.get_mut(token) else { continue };
-            let key = if n.depends_on_host() { conn.facts.host.as_deref().map(str::to_string) } else { None };
-            let frame = frames.entry(key.clone()).or_insert_with(|| n.frame(key.as_deref())).clone();
-            self.write(token, Message::text(frame));
+        let mut out: Vec<(u64, Arc<str>)> = Vec::new();
+        for (token, c) in self.conns.iter_mut() {
+            if !matches!(c.phase, Phase::Open(_)) || c.closing.is_some() || !c.notifiable(now_secs, auth) {
+                continue;
+            }
+            for r in n.renderings(c.events.as_deref()) {
+                let host = if n.depends_on_host() { c.facts.host.clone() } else { None };
+                let frame = frames.entry((host.clone(), r)).or_insert_with(|| Arc::from(n.frame(r, host.as_deref())));
+                out.push((token, frame.clone()));
+            }
+        }
+        for (token, frame) in out {
+            self.write(token, Message::text(&*frame));
             self.flush(token);
             self.ctx.metrics.notifications_sent.fetch_add(1, Relaxed);
         }
+    }
+
+    /// Bring the hub's interest counters up to date with what connection `token` receives now.
+    fn recount(&mut self, token: u64) {
+        let now_secs = jwt::now_secs();
+        let auth = self.ctx.dispatcher.auth();
+        let Some(conn) = self.conns.get_mut(token) else { return };
+        let role = conn.event_role(now_secs, auth);
+        let old = std::mem::replace(&mut conn.counted_as, role);
+        self.ctx.hub.interest().change(old, role);
     }
 
     fn housekeeping(&mut self) {
@@ -430,6 +446,10 @@ impl Worker {
         for token in to_drop {
             self.drop_conn(token);
         }
+        // Sessions expire and API keys are revoked without a request: keep the counters true.
+        for token in self.conns.tokens() {
+            self.recount(token);
+        }
         for token in to_ping {
             self.write(token, Message::Ping(Default::default()));
             self.flush(token);
@@ -441,6 +461,8 @@ impl Worker {
         let Phase::Open(ws) = &mut conn.phase else { return self.drop_conn(token) };
         let _ = ws.close(Some(CloseFrame { code, reason: reason.to_string().into() }));
         conn.closing = Some(Instant::now() + CLOSE_GRACE);
+        self.recount(token);
+        let Some(conn) = self.conns.get_mut(token) else { return };
         // A closing connection no longer holds a slot of the connection limit.
         if std::mem::take(&mut conn.counted) {
             self.ctx.metrics.active_connections.fetch_sub(1, Relaxed);
@@ -471,6 +493,8 @@ impl Worker {
             if conn.counted {
                 self.ctx.metrics.active_connections.fetch_sub(1, Relaxed);
             }
+            // Its subscription goes with it.
+            self.ctx.hub.interest().change(conn.counted_as, crate::events::Role::None);
             log::debug!("client {} disconnected", conn.facts.client_id);
         }
     }
