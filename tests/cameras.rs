@@ -61,7 +61,10 @@ struct Collect(Sender<(String, Value)>);
 
 impl Subscriber for Collect {
     fn deliver(&self, n: &Arc<Notification>) {
-        let _ = self.0.send((n.method.clone(), n.params(Some("cam.test"))));
+        // Once under each of its topics (the Python notification first).
+        for t in n.topics().python().into_iter().chain(n.topics().iter().filter(|t| !t.is_python())) {
+            let _ = self.0.send((t.name().to_string(), n.params(Some("cam.test"))));
+        }
     }
 }
 
@@ -106,6 +109,22 @@ impl Harness {
             let (method, params) = self.notes.recv_timeout(left).expect("timed out waiting for notification");
             if method == "camera_status_update" && params["device"] == device && pred(&params) {
                 return params;
+            }
+        }
+    }
+
+    /// The topics the next notifications about `device` were published under, until `last` is among them.
+    fn topics_until(&self, device: &str, last: &str) -> Vec<String> {
+        let deadline = Instant::now() + WAIT;
+        let mut seen = Vec::new();
+        loop {
+            let left = deadline.checked_duration_since(Instant::now()).expect("timed out waiting for an event");
+            let (topic, params) = self.notes.recv_timeout(left).expect("timed out waiting for an event");
+            if params["device"] == device {
+                seen.push(topic.clone());
+                if topic == last {
+                    return seen;
+                }
             }
         }
     }
@@ -204,6 +223,8 @@ fn unopenable_char_node_is_listed_as_error_and_announced() {
     mknod(&h.node(3), 3);
     let n = h.wait_status("/dev/video3", |_| true);
     assert_eq!(n["status"], "ERROR", "{n}");
+    // For subscribers its first announcement is a status change, not a connection.
+    assert_eq!(h.topics_until("/dev/video3", "camera.status_change"), ["camera.status_change"]);
     assert_eq!((n["resolution"].clone(), n["fps"].clone(), n["streams"].clone()), (json!(""), json!(0), json!({})));
     assert_eq!(n["name"], "Camera 3");
     assert_eq!(n["virtual"], false);
@@ -218,6 +239,8 @@ fn unopenable_char_node_is_listed_as_error_and_announced() {
     std::fs::remove_file(h.node(3)).unwrap();
     let n = h.wait_status("/dev/video3", |_| true);
     assert_eq!(n["status"], "DISCONNECTED");
+    let topics = h.topics_until("/dev/video3", "camera.status_change");
+    assert_eq!(topics, ["camera.disconnected", "camera.status_change"]);
     assert_eq!(h.cameras.get("/dev/video3").unwrap().status, CameraStatus::Disconnected);
     assert!(h.cameras.get("/dev/video4").is_err());
 }
@@ -323,6 +346,7 @@ fn child_enumerates() {
     // Both announced, with URLs for the client's host.
     let n = h.wait_status("/dev/video0", |_| true);
     assert_eq!(n["status"], "CONNECTED");
+    assert_eq!(h.topics_until("/dev/video0", "camera.status_change"), ["camera.connected", "camera.status_change"]);
     assert_eq!((n["resolution"].clone(), n["fps"].clone()), (json!("1920x1080"), json!(30)));
     assert_eq!(n["streams"]["hls"], "http://cam.test:8888/camera0/index.m3u8");
     assert_eq!(n["driver"], "uvcvideo");

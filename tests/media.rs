@@ -74,7 +74,7 @@ impl StreamServer for FakeMtx {
 struct Collector(Sender<Value>);
 impl Subscriber for Collector {
     fn deliver(&self, n: &Arc<Notification>) {
-        let _ = self.0.send(json!({"method": n.method, "params": n.params(None)}));
+        let _ = self.0.send(json!({"method": n.method(), "params": n.params(None)}));
     }
 }
 

@@ -9,6 +9,7 @@ mod cameras;
 mod config;
 mod contract;
 mod docs;
+mod events;
 mod external_cameras;
 mod fake_mediamtx;
 mod files;

@@ -95,6 +95,11 @@ impl Notification {
         }
     }
 
+    /// The name non-subscribers see it under (its Python notification), else its first topic's name.
+    pub fn method(&self) -> &'static str {
+        self.topics.python().or_else(|| self.topics.iter().next()).map_or("", Topic::name)
+    }
+
     pub fn topics(&self) -> TopicSet {
         self.topics
     }
