@@ -315,11 +315,7 @@ impl Interest {
         Counts {
             subscribed: n(&self.subscribed),
             default: n(&self.default),
-            topics: Topic::ALL
-                .into_iter()
-                .map(|t| (t, n(&self.topics[t as usize])))
-                .filter(|(_, c)| *c > 0)
-                .collect(),
+            topics: Topic::ALL.into_iter().map(|t| (t, n(&self.topics[t as usize]))).filter(|(_, c)| *c > 0).collect(),
         }
     }
 }
@@ -339,7 +335,10 @@ mod tests {
 
     #[test]
     fn unknown_topics_are_all_named_once() {
-        assert_eq!(parse_topics(["recording.start", "x", "camera.connected", "y", "x"]), Err(vec!["x".into(), "y".into()]));
+        assert_eq!(
+            parse_topics(["recording.start", "x", "camera.connected", "y", "x"]),
+            Err(vec!["x".into(), "y".into()])
+        );
         let set = parse_topics(["recording.start", "recording.stop"]).unwrap();
         assert_eq!(set.iter().collect::<Vec<_>>(), [Topic::RecordingStart, Topic::RecordingStop]);
     }

@@ -133,7 +133,10 @@ fn unknown_topics_are_invalid_params_naming_them() {
     let d = daemon();
     let mut c = d.client_as("viewer");
     let e = c.call("subscribe_events", json!({"topics": ["recording.start", "recording.started", "camera.zoom"]}));
-    assert_eq!((e["error"]["code"].clone(), e["error"]["message"].clone()), (json!(-32602), json!("Invalid parameters")));
+    assert_eq!(
+        (e["error"]["code"].clone(), e["error"]["message"].clone()),
+        (json!(-32602), json!("Invalid parameters"))
+    );
     let reason = e["error"]["data"]["reason"].as_str().unwrap_or_default().to_string();
     assert!(reason.contains("recording.started") && reason.contains("camera.zoom"), "{e}");
     assert!(!reason.contains("recording.start,"), "only unknown names are listed: {reason}");
@@ -189,7 +192,10 @@ fn recording_progress_and_snapshot_events_reach_subscribers() {
     sub.ok("subscribe_events", json!({"topics": ["recording.progress", "snapshot.taken", "snapshot.error"]}));
     let shot = op.ok("take_snapshot", json!({"device": "virtual1"}));
     let n = sub.wait_notification("snapshot.taken", WAIT, |_| true).expect("snapshot.taken");
-    assert_eq!((n["params"]["device"].clone(), n["params"]["filename"].clone()), (json!("virtual1"), shot["filename"].clone()));
+    assert_eq!(
+        (n["params"]["device"].clone(), n["params"]["filename"].clone()),
+        (json!("virtual1"), shot["filename"].clone())
+    );
     utc(&n["params"]["timestamp"]);
     op.ok("start_recording", json!({"device": "virtual0"}));
     let t0 = Instant::now();
@@ -221,7 +227,11 @@ fn shutdown_reaches_subscribers_before_the_connection_closes() {
     let (code, _) = d.terminate();
     assert_eq!(code, Some(0));
     let n = sub.recv_timeout(Duration::from_secs(5)).expect("system.shutdown before the close");
-    assert_eq!((n["method"].clone(), n["params"]["status"].clone()), (json!("system.shutdown"), json!("stopping")), "{n}");
+    assert_eq!(
+        (n["method"].clone(), n["params"]["status"].clone()),
+        (json!("system.shutdown"), json!("stopping")),
+        "{n}"
+    );
     utc(&n["params"]["timestamp"]);
     // Not a Python notification: the other connection only sees the close.
     assert!(plain.recv_timeout(Duration::from_millis(300)).is_none());

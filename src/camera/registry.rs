@@ -25,10 +25,10 @@ use super::model::{Format, FrameSize, DEFAULT_RESOLUTION};
 use super::probe::{self, CaptureInfo, ProbeError, Probed};
 use super::{sysfs, wire, Shared};
 use crate::config::{Config, VirtualCameraConfig};
+use crate::events::Topic;
 use crate::process::heartbeat::Heartbeat;
 use crate::process::status::{Components, State};
 use crate::process::Shutdown;
-use crate::events::Topic;
 use crate::rpc::notify::{Hub, Notification};
 
 /// How long a permission error right after a node appears is retried before it counts (decisions §5).

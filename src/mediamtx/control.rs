@@ -18,8 +18,8 @@ use super::{pathconf, CameraFeed, Hooks, Shared};
 use crate::camera::{Camera, CameraEvent, CameraStatus};
 use crate::error::{Error, Result};
 use crate::events::Topic;
-use crate::rpc::notify::Notification;
 use crate::process::Shutdown;
+use crate::rpc::notify::Notification;
 
 /// Full reconciliation at least this often.
 const RECONCILE_EVERY: Duration = Duration::from_secs(60);
@@ -231,12 +231,16 @@ impl Control {
             .filter(|(name, ready)| self.ready.get(*name).copied().unwrap_or(false) != **ready)
             .map(|(name, ready)| (name.as_str(), *ready))
             .collect();
-        changes.extend(self.ready.iter().filter(|(n, r)| **r && !now.contains_key(*n)).map(|(n, _)| (n.as_str(), false)));
+        changes
+            .extend(self.ready.iter().filter(|(n, r)| **r && !now.contains_key(*n)).map(|(n, _)| (n.as_str(), false)));
         changes.sort_unstable();
         for (path, ready) in changes {
             let device = self.table.get(path).map(|e| e.camera.device.clone());
-            let (topic, status) =
-                if ready { (Topic::MediamtxStreamStarted, "started") } else { (Topic::MediamtxStreamStopped, "stopped") };
+            let (topic, status) = if ready {
+                (Topic::MediamtxStreamStarted, "started")
+            } else {
+                (Topic::MediamtxStreamStopped, "stopped")
+            };
             let params = json!({"path": path, "device": device, "status": status, "ready": ready});
             self.hooks.hub.publish(Notification::events(&[topic, Topic::MediamtxStream], device.as_deref(), params));
         }

@@ -26,12 +26,12 @@ pub use breaker::BreakerState;
 pub use client::{ApiError, Client, RuntimePath};
 pub use control::{converge, Converged};
 
-use crate::rpc::notify::Hub;
 use crate::camera::{Camera, CameraEvent, StreamFigures, StreamMetrics};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::process::status::{Components, State};
 use crate::process::Supervisor;
+use crate::rpc::notify::Hub;
 
 /// Component name in [`Components`].
 pub const COMPONENT: &str = "mediamtx";

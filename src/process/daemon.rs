@@ -12,6 +12,7 @@ use crate::auth::Authenticator;
 use crate::camera::rpc::CameraMethods;
 use crate::camera::{CameraThreads, Cameras};
 use crate::config::{Config, Loaded};
+use crate::events::Topic;
 use crate::files::rpc::FileMethods;
 use crate::files::{Files, FilesOwner};
 use crate::http::routes::{self, Routes};
@@ -22,9 +23,8 @@ use crate::process::heartbeat::Heartbeats;
 use crate::process::status::{Components, State};
 use crate::process::{Shutdown, Supervisor};
 use crate::rpc::dispatch::{Dispatcher, Limits, MAX_BATCH};
-use crate::rpc::metrics::Metrics;
-use crate::events::Topic;
 use crate::rpc::events::EventMethods;
+use crate::rpc::metrics::Metrics;
 use crate::rpc::notify::{Hub, Notification};
 use crate::rpc::system::System;
 use crate::rpc::table::names_of;
@@ -312,7 +312,12 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> R
         heartbeats: h.heartbeats.clone(),
     });
     ws::start(ctx, listener, http, supervisor).map_err(thread_error)?;
-    Ok(Started { config: h.config.clone(), hub: h.hub.clone(), recordings: h.recordings.clone(), heartbeats: h.heartbeats.clone() })
+    Ok(Started {
+        config: h.config.clone(),
+        hub: h.hub.clone(),
+        recordings: h.recordings.clone(),
+        heartbeats: h.heartbeats.clone(),
+    })
 }
 
 /// Block until a signal or a component failure; meanwhile feed systemd's watchdog (when it asks for one) while every

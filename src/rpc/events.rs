@@ -152,11 +152,19 @@ mod tests {
     fn subscribe_replaces_and_unsubscribe_narrows() {
         let m = state();
         let mut s = Session::default();
-        let r = run(&m, &mut s, "subscribe_events", json!({"topics": ["recording.stop", "recording.start"],
-            "filters": {"device": "camera0"}}))
+        let r = run(
+            &m,
+            &mut s,
+            "subscribe_events",
+            json!({"topics": ["recording.stop", "recording.start"],
+            "filters": {"device": "camera0"}}),
+        )
         .unwrap();
-        assert_eq!(r, json!({"subscribed": true, "topics": ["recording.start", "recording.stop"],
-            "filters": {"device": "camera0"}}));
+        assert_eq!(
+            r,
+            json!({"subscribed": true, "topics": ["recording.start", "recording.stop"],
+            "filters": {"device": "camera0"}})
+        );
         let sub = s.events.clone().unwrap();
         assert_eq!(sub.device.as_deref(), Some("/dev/video0"));
         let r = run(&m, &mut s, "unsubscribe_events", json!({"topics": ["recording.start", "camera.connected"]}));
@@ -164,10 +172,10 @@ mod tests {
         assert_eq!(names(s.events.as_ref().unwrap().topics), ["recording.stop"]);
         assert_eq!(s.events.as_ref().unwrap().device.as_deref(), Some("/dev/video0"), "filters stay");
         run(&m, &mut s, "subscribe_events", json!({"topics": ["camera_status_update"]})).unwrap();
-        assert_eq!(*s.events.as_deref().unwrap(), Subscription {
-            topics: TopicSet::of(&[events::Topic::CameraStatusUpdate]),
-            device: None
-        });
+        assert_eq!(
+            *s.events.as_deref().unwrap(),
+            Subscription { topics: TopicSet::of(&[events::Topic::CameraStatusUpdate]), device: None }
+        );
         let r = run(&m, &mut s, "unsubscribe_events", json!({})).unwrap();
         assert_eq!(r, json!({"unsubscribed": true, "topics": ["camera_status_update"]}));
         assert!(s.events.as_ref().unwrap().topics.is_empty(), "unsubscribed from everything: nothing arrives");
@@ -180,9 +188,7 @@ mod tests {
         let err = |p: Value| run(&m, &mut Session::default(), "subscribe_events", p).unwrap_err();
         assert_eq!(
             err(json!({"topics": ["recording.start", "bogus", "camera.exploded"]})),
-            Error::InvalidParams(
-                "unknown topics: bogus, camera.exploded (see docs/api.md for the topic list)".into()
-            )
+            Error::InvalidParams("unknown topics: bogus, camera.exploded (see docs/api.md for the topic list)".into())
         );
         assert_eq!(err(json!({})), Error::InvalidParams("topics is required".into()));
         assert_eq!(err(json!({"topics": []})), Error::InvalidParams("topics must not be empty".into()));
@@ -208,12 +214,15 @@ mod tests {
         let mut s = Session::default();
         s.session_id = Some("abc".into());
         let r = run(&m, &mut s, "get_subscription_stats", Value::Null).unwrap();
-        assert_eq!(r, json!({
-            "global_stats": {"total_subscriptions": 2, "active_clients": 3, "subscribed_clients": 1,
-                "default_clients": 2, "topic_counts": {"recording.start": 1, "recording.stop": 1}},
-            "client_topics": ["camera_status_update", "recording_status_update"],
-            "client_subscribed": false,
-            "client_id": "abc",
-        }));
+        assert_eq!(
+            r,
+            json!({
+                "global_stats": {"total_subscriptions": 2, "active_clients": 3, "subscribed_clients": 1,
+                    "default_clients": 2, "topic_counts": {"recording.start": 1, "recording.stop": 1}},
+                "client_topics": ["camera_status_update", "recording_status_update"],
+                "client_subscribed": false,
+                "client_id": "abc",
+            })
+        );
     }
 }

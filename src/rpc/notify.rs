@@ -239,12 +239,17 @@ mod tests {
             n.renderings(s).map(|r| serde_json::from_str(&n.frame(r, None)).unwrap()).collect()
         };
         let default = frames(None);
-        assert_eq!(default, [json!({"jsonrpc": "2.0", "method": "recording_status_update",
-            "params": {"device": "/dev/video0", "status": "STOPPED"}})]);
+        assert_eq!(
+            default,
+            [json!({"jsonrpc": "2.0", "method": "recording_status_update",
+            "params": {"device": "/dev/video0", "status": "STOPPED"}})]
+        );
         let both = frames(Some(&sub(&[Topic::RecordingStop, Topic::RecordingStatusUpdate], None)));
         assert_eq!(both.len(), 2);
-        assert_eq!((both[0]["method"].as_str(), both[1]["method"].as_str()),
-            (Some("recording_status_update"), Some("recording.stop")));
+        assert_eq!(
+            (both[0]["method"].as_str(), both[1]["method"].as_str()),
+            (Some("recording_status_update"), Some("recording.stop"))
+        );
         let stamp = both[1]["params"]["timestamp"].as_str().unwrap();
         assert!(timefmt::parse_rfc3339(stamp).is_some() && stamp.ends_with('Z'), "{stamp}");
         assert!(frames(Some(&sub(&[Topic::RecordingStart], None))).is_empty());

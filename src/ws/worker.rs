@@ -446,8 +446,11 @@ impl Worker {
         for token in to_drop {
             self.drop_conn(token);
         }
-        // Sessions expire and API keys are revoked without a request: keep the counters true.
-        for token in self.conns.tokens() {
+        // Sessions expire and API keys are revoked without a request: keep the counters true (only a connection
+        // counted as receiving notifications can stop receiving them without a request of its own).
+        let counted: Vec<u64> =
+            self.conns.iter_mut().filter(|(_, c)| c.counted_as != crate::events::Role::None).map(|(t, _)| t).collect();
+        for token in counted {
             self.recount(token);
         }
         for token in to_ping {
