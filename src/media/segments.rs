@@ -74,7 +74,8 @@ fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
 
-/// ffmpeg input for a camera recorded directly: a paced lavfi source (decisions §7: virtual cameras are live), or
+/// ffmpeg input for a camera recorded directly: a paced lavfi source (virtual cameras behave as live cameras: frames
+/// at their rate, not as fast as ffmpeg can encode), or
 /// the V4L2 device.
 pub fn direct_input(config: &Config, camera: &Camera) -> Vec<String> {
     if let Some(v) = &camera.virtual_source {
@@ -100,7 +101,8 @@ pub fn direct_input(config: &Config, camera: &Camera) -> Vec<String> {
 const MAX_FFMPEG_SECONDS: u64 = 100 * 365 * 86_400;
 
 /// The complete direct-mode recording command: H.264 into the segment muxer with fragmented MP4, so a segment cut
-/// off by SIGKILL or a crash stays playable up to its last fragment. `-t` sits before the output (D23).
+/// off by SIGKILL or a crash stays playable up to its last fragment. `-t` sits before the output (docs/migration.md
+/// D23).
 pub fn direct_args(config: &Config, camera: &Camera, dir: &Path, duration: Option<u64>) -> Vec<String> {
     let fps = camera.virtual_source.as_ref().map(|v| v.fps).unwrap_or(camera.fps).max(1);
     let mut a = s(&["-hide_banner", "-loglevel", "error", "-nostdin"]);
