@@ -160,6 +160,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_ip_camera_is_read_from_its_url() {
+        use crate::camera::external::{SourceUrl, Transport};
+        use crate::camera::model::ExternalSource;
+        let mut cam = Camera::unprobed(crate::camera::external::NO_DEVICE_NODE, crate::camera::CameraStatus::Connected);
+        cam.path_name = "porch".into();
+        let url = SourceUrl::parse("rtsp://u:pw@10.0.0.9/live").unwrap();
+        cam.external = Some(ExternalSource { url, transport: Transport::Udp });
+        let cfg = Config::default();
+        assert_eq!(
+            direct_input(&cfg, &cam),
+            s(&["-rtsp_transport", "udp", "-timeout", "5000000", "-i", "rtsp://u:pw@10.0.0.9/live"])
+        );
+        // Rate unknown: a key frame every 30 frames, not every frame.
+        let args = direct_args(&cfg, &cam, Path::new("/rec/porch"), Some(3));
+        let g = args.iter().position(|a| a == "-g").unwrap();
+        assert_eq!(args[g + 1], "30");
+        assert!(args.last().unwrap().starts_with("/rec/porch/porch_"));
+    }
+
+    #[test]
     fn session_files_skip_preexisting_and_foreign_names() {
         let dir = std::env::temp_dir().join(format!("media-seg-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
