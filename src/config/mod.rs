@@ -164,6 +164,8 @@ pub struct MediaMtxConfig {
     pub preset: Option<String>,
     pub run_on_demand_start_timeout: String,
     pub run_on_demand_close_after: String,
+    /// Seconds a `start_streaming` viewing hold stays without anyone watching before it ends.
+    pub viewing_close_after: f64,
     pub health_check_interval: f64,
     pub health_failure_threshold: u32,
     pub health_circuit_breaker_timeout: f64,
@@ -198,6 +200,7 @@ impl Default for MediaMtxConfig {
             preset: None,
             run_on_demand_start_timeout: "10s".into(),
             run_on_demand_close_after: "10s".into(),
+            viewing_close_after: 300.0,
             health_check_interval: 30.0,
             health_failure_threshold: 10,
             health_circuit_breaker_timeout: 60.0,

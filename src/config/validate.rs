@@ -199,6 +199,7 @@ fn mediamtx(c: &mut Checker) {
     );
     c.above("mediamtx.process_termination_timeout", 0.0);
     c.above("mediamtx.process_kill_timeout", 0.0);
+    c.range_f64("mediamtx.viewing_close_after", 1.0, 86_400.0);
     c.above("mediamtx.stream_readiness.timeout", 0.0);
     c.above("mediamtx.stream_readiness.check_interval", 0.0);
     c.min("mediamtx.stream_readiness.retry_delay", 0.0);
