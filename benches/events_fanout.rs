@@ -196,9 +196,11 @@ fn main() {
                    "seq": seq})
         })
     };
+    // Only the topic (a `recording_status_update` would also reach the baseline group).
     let subscribed = |seq: u64| {
-        Notification::recording(json!({"device": "/dev/video0", "status": "STARTED",
-            "filename": "camera0_2026-01-01_00-00-00.mp4", "duration": null, "session_id": "s", "seq": seq}))
+        let params = json!({"device": "/dev/video0", "status": "STARTED", "filename": "camera0_2026-01-01_00-00-00.mp4",
+                            "duration": null, "session_id": "s", "seq": seq});
+        Notification::event(Topic::RecordingStart, Some("/dev/video0"), params)
     };
     // Warm-up (first frames allocate buffers), not measured.
     let mut seq = 0;
