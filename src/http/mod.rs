@@ -122,7 +122,11 @@ pub fn percent_decode(s: &str) -> Option<String> {
 /// A response body: bytes in memory, a byte range of a file streamed with a fixed buffer, or the socket itself.
 pub enum Body {
     Bytes(Vec<u8>),
-    File { file: File, offset: u64, len: u64 },
+    File {
+        file: File,
+        offset: u64,
+        len: u64,
+    },
     /// A body of unknown length that someone else writes (the live MJPEG stream): the server writes the status line
     /// and headers (no `Content-Length`, `Connection: close`), then gives the socket to the closure and forgets it,
     /// so no server thread waits on a long-lived stream. Never called for `HEAD`, nor when the head could not be

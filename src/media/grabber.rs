@@ -260,7 +260,9 @@ impl Grabbers {
         args.extend_from_slice(input);
         let fps_filter = format!("fps={fps}");
         let q = qscale.to_string();
-        args.extend(["-an", "-vf", &fps_filter, "-c:v", "mjpeg", "-q:v", &q, "-f", "image2pipe", "pipe:1"].map(String::from));
+        args.extend(
+            ["-an", "-vf", &fps_filter, "-c:v", "mjpeg", "-q:v", &q, "-f", "image2pipe", "pipe:1"].map(String::from),
+        );
         let label = format!("grabber {device}");
         let (process, stdout) = Ffmpeg::spawn_piped(&label, &args).map_err(|e| format!("cannot start ffmpeg: {e}"))?;
         let g = Arc::new(Grabber {

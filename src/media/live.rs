@@ -54,7 +54,8 @@ pub const VIEWER_STALL: Duration = Duration::from_secs(10);
 const THREAD_LINGER: Duration = Duration::from_secs(5);
 /// Wait between attempts to (re)start the reader.
 const RETRY: Duration = Duration::from_secs(1);
-/// Failed reader starts in a row after which the viewers are closed (their pages retry with a fresh URL).
+/// Failed reader starts in a row (including readers that ended before their first frame) after which the viewers
+/// are closed (their pages retry with a fresh URL).
 const MAX_START_FAILURES: u32 = 5;
 /// Turn of the thread when nothing happens; closed sockets are noticed within this.
 const TICK: Duration = Duration::from_millis(200);
@@ -205,6 +206,7 @@ impl LiveView {
             frames_rx,
             viewers: Vec::new(),
             tap: None,
+            got_frame: false,
             last_start: None,
             failures: 0,
             empty_since: Instant::now(),
@@ -245,6 +247,8 @@ struct CameraThread {
     frames_rx: Receiver<Frame>,
     viewers: Vec<Viewer>,
     tap: Option<Tap>,
+    /// A frame arrived since the reader was attached.
+    got_frame: bool,
     last_start: Option<Instant>,
     failures: u32,
     empty_since: Instant,
@@ -301,14 +305,29 @@ impl CameraThread {
 
     /// Keep a running reader attached while there are viewers.
     fn keep_reader(&mut self) {
-        if self.viewers.is_empty() || self.tap.as_ref().is_some_and(|t| !t.ended()) {
+        if self.tap.as_ref().is_some_and(Tap::ended) {
+            self.tap = None;
+            if !self.got_frame {
+                self.failures += 1;
+                log::warn!(
+                    "live {}: the reader ended before its first frame ({} in a row)",
+                    self.path_name,
+                    self.failures
+                );
+            }
+        }
+        if self.failures >= MAX_START_FAILURES {
+            log::warn!("live {}: no picture; closing {} viewer(s)", self.path_name, self.viewers.len());
+            self.viewers.clear();
+            self.failures = 0;
+        }
+        if self.viewers.is_empty() || self.tap.is_some() {
             return;
         }
         if self.last_start.is_some_and(|t| t.elapsed() < RETRY) {
             return;
         }
         self.last_start = Some(Instant::now());
-        self.tap = None;
         let shared = &self.inner.shared;
         let camera = match shared.cameras.get(&self.device) {
             Ok(c) if c.status == CameraStatus::Connected => c,
@@ -320,27 +339,24 @@ impl CameraThread {
         };
         let fps = camera_fps(&camera).clamp(1, self.inner.max_fps);
         let qscale = snapshot::qscale(shared.config.snapshots.quality);
-        let attached = live_input(shared, &camera).and_then(|input| {
-            shared.grabbers.attach_live(&self.device, &input, qscale, fps, self.frames_tx.clone())
-        });
+        let attached = live_input(shared, &camera)
+            .and_then(|input| shared.grabbers.attach_live(&self.device, &input, qscale, fps, self.frames_tx.clone()));
         match attached {
             Ok(tap) => {
-                self.failures = 0;
                 self.tap = Some(tap);
+                self.got_frame = false;
             }
             Err(e) => {
                 self.failures += 1;
                 log::warn!("live {}: cannot start the reader ({} in a row): {e}", self.path_name, self.failures);
-                if self.failures >= MAX_START_FAILURES {
-                    self.viewers.clear();
-                    self.failures = 0;
-                }
             }
         }
     }
 
     /// Offer one frame to every viewer (one shared multipart part).
     fn broadcast(&mut self, frame: &Frame) {
+        self.got_frame = true;
+        self.failures = 0;
         if self.viewers.is_empty() {
             return;
         }

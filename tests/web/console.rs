@@ -287,6 +287,7 @@ fn thumbnails_load_despite_the_per_connection_rate_limit() {
     b.wait_for("document.querySelector('#snapshots-pager')?.innerText.includes('13–24 of 24')", WAIT);
     // The limit's window is a minute: what was refused is asked again after it.
     b.wait_for(all_shown, Duration::from_secs(90));
-    let unavailable = "[...document.querySelectorAll('#snapshot-list img')].filter((i) => i.alt === 'Preview unavailable').length";
+    let unavailable =
+        "[...document.querySelectorAll('#snapshot-list img')].filter((i) => i.alt === 'Preview unavailable').length";
     assert_eq!(b.eval(unavailable), 0);
 }

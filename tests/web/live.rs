@@ -85,7 +85,8 @@ fn closing_the_last_viewer_stops_the_reader() {
         return;
     }
     let d = Daemon::builder().yaml(VIRTUAL_CAMERA).start();
-    let url = d.client_as("viewer").ok("get_live_url", json!({"device": "virtual0"}))["url"].as_str().unwrap().to_string();
+    let url =
+        d.client_as("viewer").ok("get_live_url", json!({"device": "virtual0"}))["url"].as_str().unwrap().to_string();
     for round in 0..2 {
         let mut v = MjpegStream::open(d.port, &url, &[]);
         assert_eq!(v.status, 200, "round {round}");
@@ -167,10 +168,7 @@ fn the_mjpeg_live_view_shows_moving_frames() {
     let mut b = Browser::launch(&chromium, 1200, 820);
     sign_in(&mut b, &d, "viewer", false);
     let wait = Duration::from_secs(30);
-    b.wait_for(
-        &format!("document.querySelector(\"{CARD} img[data-live='mjpeg']\")?.naturalWidth === 640"),
-        wait,
-    );
+    b.wait_for(&format!("document.querySelector(\"{CARD} img[data-live='mjpeg']\")?.naturalWidth === 640"), wait);
     assert_eq!(text_of(&mut b, &format!("{CARD} .tag")), "MJPEG");
     let first = b.eval(SAMPLE).as_u64().expect("a digest of the picture");
     // Two samples of the picture differ: the view is live, not a still.
