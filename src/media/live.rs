@@ -36,7 +36,7 @@ use super::grabber::{Frame, Tap};
 use super::{segments, snapshot, Media, Shared};
 use crate::auth::signed_url::UrlSigner;
 use crate::auth::Authenticator;
-use crate::camera::{Camera, CameraKind, CameraStatus};
+use crate::camera::{Camera, CameraStatus};
 use crate::error::Result;
 use crate::http::{Body, Request, Response};
 use crate::process::Shutdown;
@@ -405,13 +405,8 @@ fn live_input(shared: &Shared, camera: &Camera) -> std::result::Result<Vec<Strin
             .map(String::from)
             .to_vec());
     }
-    if camera.kind == CameraKind::External {
-        let Some(ext) = &camera.external else {
-            return Err("IP camera without a source URL".into());
-        };
-        return Ok(["-rtsp_transport", "tcp", "-i", ext.url.expose()].map(String::from).to_vec());
-    }
-    // A virtual camera's lavfi source keeps `-re`: the stream is paced at the camera's rate.
+    // The V4L2 device, an IP camera's URL, or a virtual camera's lavfi source (which keeps `-re`: the stream is
+    // paced at the camera's rate).
     Ok(segments::direct_input(&shared.config, camera))
 }
 
