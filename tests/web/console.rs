@@ -80,7 +80,9 @@ fn operator_takes_a_snapshot_records_plays_downloads_and_deletes() {
     b.click(&format!("{CARD} [data-action='record']"));
     b.wait_for(&format!("!document.querySelector(\"{CARD} .rec-tag\").hidden"), WAIT);
     assert!(text_of(&mut b, "#toasts").contains("(10 s)"), "timed recording: {}", text_of(&mut b, "#toasts"));
-    std::thread::sleep(Duration::from_secs(3));
+    // 4 s of wall time: ffmpeg's start-up (slower on a loaded machine, with the live view's reader also encoding)
+    // is part of it, and the check below wants at least 2 s of video.
+    std::thread::sleep(Duration::from_secs(4));
     b.click(&format!("{CARD} [data-action='stop']"));
     b.wait_for(&format!("document.querySelector(\"{CARD} .rec-tag\").hidden"), WAIT);
 
