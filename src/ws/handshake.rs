@@ -1,6 +1,7 @@
 //! The HTTP side of the WebSocket port: parse the request head ourselves so one listener can route the upgrade on
-//! `server.websocket_path`, downloads under `/files/`, the web console (`/`, `/console/...`), and 404 for anything
-//! else (the Python service accepted any path, D11).
+//! `server.websocket_path`, downloads under `/files/`, live views under `/live/`, the web console (`/`,
+//! `/console/...`), and 404 for anything else (the Python service accepted any path; a stray client of another
+//! path now learns its mistake).
 
 use crate::http::{self, Request, Response};
 
@@ -8,7 +9,7 @@ use crate::http::{self, Request, Response};
 pub enum Route {
     /// Upgrade to WebSocket: the 101 response to write.
     Upgrade(String),
-    /// A plain HTTP request for the download handler (runs on the HTTP pool).
+    /// A plain HTTP request for the HTTP server (downloads, live views, the web console).
     Http(Request),
     /// Answer and close.
     Reject(Response),
@@ -29,7 +30,8 @@ pub fn route(req: Request, ws_path: &str) -> Route {
             Err(why) => Route::Reject(Response::text(400, why)),
         };
     }
-    let http_path = req.path.starts_with("/files/") || crate::web::is_web_path(&req.path);
+    let http_path =
+        req.path.starts_with("/files/") || req.path.starts_with("/live/") || crate::web::is_web_path(&req.path);
     if http_path && (req.method == "GET" || req.method == "HEAD") {
         return Route::Http(req);
     }
