@@ -296,9 +296,14 @@ impl Engine {
         let Some(conn) = self.conns.get_mut(&token) else { return };
         let Phase::Head { buf } = &mut conn.state else { return };
         let mut chunk = [0u8; 4096];
+        // The client may shut its write side right after the head (HTTP/1.0 tools do): still answer it.
+        let mut eof = false;
         loop {
             match conn.stream.read(&mut chunk) {
-                Ok(0) => return self.close(token),
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
                 Ok(n) => {
                     buf.extend_from_slice(&chunk[..n]);
                     if buf.len() > MAX_HEAD_BYTES {
@@ -311,6 +316,7 @@ impl Engine {
             }
         }
         match parse_head(buf) {
+            Err(ParseError::Incomplete) if eof => self.close(token),
             Err(ParseError::Incomplete) => {}
             Err(ParseError::Bad(why)) => self.start_send(token, Response::text(400, &format!("{why}\n"))),
             Ok((req, _)) => {
@@ -509,6 +515,13 @@ mod tests {
         assert!(r.ends_with("\r\n\r\n"), "HEAD has no body: {r}");
         let r = get(addr, "POST /hello HTTP/1.1\r\n\r\n");
         assert!(r.starts_with("HTTP/1.1 405 "), "{r}");
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /half-closed HTTP/1.0\r\n\r\n").unwrap();
+        s.shutdown(Both::Write).unwrap();
+        let mut r = String::new();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.read_to_string(&mut r).unwrap();
+        assert!(r.ends_with("\r\n\r\n/half-closed"), "a client that half-closed after its head is answered: {r}");
         let r = get(addr, "garbage\r\n\r\n");
         assert!(r.starts_with("HTTP/1.1 400 "), "{r}");
         let r = get(addr, "GET /live HTTP/1.1\r\n\r\n");

@@ -227,9 +227,14 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(token) else { return };
         let Phase::Handshake { stream, buf } = &mut conn.phase else { return };
         let mut chunk = [0u8; 2048];
+        // A plain GET may be followed by the client shutting its write side: still answer it.
+        let mut eof = false;
         loop {
             match stream.read(&mut chunk) {
-                Ok(0) => return self.drop_conn(token),
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
                 Ok(n) => {
                     buf.extend_from_slice(&chunk[..n]);
                     if buf.len() > MAX_HEAD_BYTES {
@@ -242,6 +247,7 @@ impl Worker {
             }
         }
         match handshake::parse(buf) {
+            Ok(None) if eof => self.drop_conn(token),
             Ok(None) => {}
             Ok(Some((req, used))) => {
                 let rest = buf[used..].to_vec();
