@@ -113,9 +113,11 @@ pub enum Body {
         offset: u64,
         len: u64,
     },
-    /// No `Content-Length` and no body from the HTTP layer: after the head, the closure receives the socket (in
-    /// blocking mode, without timeouts) and the HTTP layer forgets it. Set the `Content-Type` (and any other
-    /// headers) on the response as usual.
+    /// A body of unknown length that someone else writes (the live MJPEG stream): the server writes the status line
+    /// and headers (no `Content-Length`, `Connection: close`), then gives the socket to the closure, in blocking
+    /// mode without timeouts, and forgets it, so no server thread waits on a long-lived stream. Never called for
+    /// `HEAD`, nor when the head could not be written: the closure is dropped unused (whatever it holds is released
+    /// by its `Drop`).
     Handoff(Handoff),
 }
 
@@ -143,6 +145,7 @@ impl Response {
         self
     }
 
+    /// The body's length; `None` for a hand-off (its length is unknown).
     fn body_len(&self) -> Option<u64> {
         match &self.body {
             Body::Bytes(b) => Some(b.len() as u64),
