@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use camera_service::auth::{Authenticator, Role};
 use camera_service::config::Config;
 use camera_service::events::Topic;
-use camera_service::http::server::HttpPool;
+use camera_service::http::server::HttpServer;
 use camera_service::http::Response;
 use camera_service::process::heartbeat::Heartbeats;
 use camera_service::process::status::Components;
@@ -82,7 +82,11 @@ fn server(hub: &Hub, auth: &Authenticator, supervisor: &Supervisor) -> u16 {
         components: Components::default(),
         heartbeats: Heartbeats::default(),
     });
-    let http = HttpPool::start(Arc::new(|_| Response::text(404, "not found")), supervisor).unwrap();
+    // The health port's server is required by the WebSocket server (it serves plain GETs handed over).
+    let health = TcpListener::bind("127.0.0.1:0").unwrap();
+    let http =
+        HttpServer::start(health, Arc::new(|_| Response::text(404, "not found")), Components::default(), supervisor)
+            .unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     camera_service::ws::start(ctx, listener, http, supervisor).unwrap();
