@@ -99,7 +99,6 @@ private_apt_init() {
     APT_OPTS=(
         -o "Dir::State=$s" -o "Dir::State::Lists=$s/lists" -o "Dir::State::status=$s/status"
         -o "Dir::Cache=$s" -o "Dir::Cache::archives=$s/archives"
-        -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache="
         -o "Dir::Etc::SourceList=/etc/apt/sources.list" -o "Dir::Etc::SourceParts=/etc/apt/sources.list.d"
         -o "Dir::Etc::Preferences=/dev/null" -o "Dir::Etc::PreferencesParts=$s/preferences.d"
         -o "APT::Architecture=amd64" -o "APT::Architectures::=amd64" -o "APT::Architectures::=arm64"

@@ -100,7 +100,8 @@ fn check_big_recording(d: &Daemon) {
     assert_eq!(status, 206);
     assert_eq!(header(&headers, "content-range"), Some(format!("bytes {}-{}/{BIG}", BIG - 16, BIG - 1).as_str()));
     assert_eq!(body, moov[moov.len() - 16..]);
-    let (status, headers, _) = http_get(d.port, &url, &[("Authorization", &bearer), ("Range", &format!("bytes={BIG}-"))]);
+    let (status, headers, _) =
+        http_get(d.port, &url, &[("Authorization", &bearer), ("Range", &format!("bytes={BIG}-"))]);
     assert_eq!((status, header(&headers, "content-range")), (416, Some(format!("bytes */{BIG}").as_str())));
 
     let r = admin.ok("delete_recording", json!({"filename": BIG_NAME}));
@@ -168,7 +169,10 @@ fn smoke(arch: &str, program: &[String]) {
     assert_eq!(c.ok("ping", Value::Null), "pong");
     let r = c.ok("get_camera_list", Value::Null);
     assert_eq!((r["total"].as_u64(), r["connected"].as_u64()), (Some(1), Some(1)), "{arch}: {r}");
-    assert_eq!((r["cameras"][0]["device"].as_str(), r["cameras"][0]["virtual"].as_bool()), (Some("virtual0"), Some(true)));
+    assert_eq!(
+        (r["cameras"][0]["device"].as_str(), r["cameras"][0]["virtual"].as_bool()),
+        (Some("virtual0"), Some(true))
+    );
     let r = c.ok("take_snapshot", json!({"device": "virtual0"}));
     assert_eq!(r["status"], "completed", "{arch}: {r}");
     let shot = fs::read(r["file_path"].as_str().unwrap()).unwrap();

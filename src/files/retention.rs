@@ -223,7 +223,8 @@ mod tests {
         // Counts and sizes above 32 bits: nothing to delete. (On 32-bit targets a count cast with `as usize`
         // wraps: 2^32 + 1 would become 1 and delete all snapshots but one; a size budget kept in usize would wrap
         // the same way.)
-        let huge = Rules { snapshots_max_count: Some((1 << 32) + 1), max_bytes: Some((5 << 30, true)), ..Rules::default() };
+        let huge =
+            Rules { snapshots_max_count: Some((1 << 32) + 1), max_bytes: Some((5 << 30, true)), ..Rules::default() };
         assert_eq!(select(&files, &huge, now), vec![]);
         let big = |name, gib: u64| cand(FileKind::Recording, name, 1, gib << 30, now);
         let large = [big("a", 3), big("b", 3)];
