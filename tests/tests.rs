@@ -8,6 +8,7 @@ mod architecture;
 mod cameras;
 mod config;
 mod contract;
+mod cross;
 mod docs;
 mod external_cameras;
 mod fake_mediamtx;
