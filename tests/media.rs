@@ -454,7 +454,7 @@ fn recorder_killed_in_its_first_seconds_keeps_its_fragments() {
     crate::support::unsafe_kill(pids[0] as u32, 9);
     let failed = rig.note("FAILED", Duration::from_secs(10));
     assert!(failed["error"].as_str().unwrap().contains("signal 9"), "{failed}");
-    assert_eq!(names(&failed["files"]), [first.clone()], "{failed}");
+    assert_eq!(names(&failed["files"]), [first.as_str()], "{failed}");
     let path = rig.segment(&first);
     assert!(decodes(&path), "{first} does not decode");
     let played = probe_duration(&path).expect("ffprobe reads a duration");
@@ -499,7 +499,7 @@ fn reply_names_the_file_that_is_written() {
         let stopped = rig.note("STOPPED", Duration::from_secs(15));
         assert_eq!(stopped["session_id"], started["session_id"]);
         let name = started["filename"].as_str().unwrap().to_string();
-        assert_eq!(names(&stopped["files"]), [name.clone()], "reply said {name}");
+        assert_eq!(names(&stopped["files"]), [name.as_str()], "reply said {name}");
         assert_eq!(stopped["filename"].as_str(), Some(name.as_str()));
         replied.push(name);
     }
