@@ -188,7 +188,7 @@ impl Recorder {
         let dir = segments::session_dir(cfg, &camera.path_name);
         // A folder nothing can be written to fails the start (-1004), rather than a STARTED followed by a FAILED.
         crate::util::fs::create_shared_dir(&dir)
-            .and_then(|()| segments::check_writable(&dir))
+            .and_then(|()| crate::util::fs::check_writable(&dir))
             .map_err(|e| Error::Stream(format!("cannot write recordings to {}: {e}", dir.display())))?;
         snapshot::storage_guard(&dir, (shared.thresholds)())?;
         let direct = camera.is_virtual || !shared.mediamtx.enabled();

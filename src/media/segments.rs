@@ -70,14 +70,6 @@ pub fn prune_frameless(dir: &Path, path_name: &str, preexisting: &HashSet<String
     removed
 }
 
-/// Can files be created in `dir`? (A read-only mount or a folder the daemon's user may not write; the error says
-/// which.)
-pub fn check_writable(dir: &Path) -> std::io::Result<()> {
-    let probe = dir.join(format!(".write-check-{}", std::process::id()));
-    std::fs::OpenOptions::new().write(true).create(true).truncate(true).open(&probe)?;
-    std::fs::remove_file(&probe)
-}
-
 /// The name the next segment would get if it started at `t` (ffmpeg's strftime pattern and MediaMTX's `recordPath`
 /// both name a segment after its first second, in UTC).
 pub fn segment_name(path_name: &str, t: std::time::SystemTime) -> String {
