@@ -1,11 +1,11 @@
-//! Per-connection authentication state and rate limit (sessions belong to one connection: decisions §4, fixing
-//! Python defect D1).
+//! Per-connection authentication state and rate limit (sessions belong to one connection, fixing
+//! the Python defect D1 of docs/migration.md).
 
 use std::time::{Duration, Instant};
 
 use super::Identity;
 
-/// The fixed rate-limit window (api.md §2.9).
+/// The fixed rate-limit window.
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default)]
@@ -33,7 +33,8 @@ impl Session {
         true
     }
 
-    /// Clear an expired JWT session (so the connection can authenticate again, fixing D7). True if it expired.
+    /// Clear an expired JWT session (so the connection can authenticate again, fixing the Python defect D7 of
+    /// docs/migration.md). True if it expired.
     pub fn expire_if_due(&mut self, now_secs: i64) -> bool {
         let expired = self.identity.as_ref().and_then(|i| i.expires_at).is_some_and(|exp| now_secs >= exp);
         if expired {

@@ -1,6 +1,7 @@
-//! Configuration: the Python service's YAML format, read unchanged, plus the keys `decisions.md` §2 adds.
+//! Configuration: the Python service's YAML format, read unchanged, plus the keys we add (docs/configuration.md).
 //!
-//! Every section is a plain serde struct whose `Default` is the Python *code* default (internals §1.2), with one
+//! Every section is a plain serde struct whose `Default` is the Python *code* default (what the Python code used when
+//! a key was absent), with one
 //! deliberate exception: `camera.auto_start_streams` defaults to true. Loading (search order, YAML, environment
 //! overrides, validation, unknown-key warnings) lives in [`load`]; this file only describes the shape.
 

@@ -1,4 +1,5 @@
-//! Value rules (internals §1.4, the Go additions, and ours), checked on the merged YAML tree *before* it becomes
+//! Value rules (the Python service's, the Go port's additions, and ours), checked on the merged YAML tree *before* it
+//! becomes
 //! typed structs, so an out-of-range number names its key instead of surfacing as a bare serde overflow. Every
 //! violation is reported; a key that already failed is not checked again by a cross-key rule, so one bad key gives
 //! exactly one line.

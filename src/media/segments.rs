@@ -80,7 +80,8 @@ fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
 
-/// ffmpeg input for a camera recorded directly: a paced lavfi source (decisions §7: virtual cameras are live), or
+/// ffmpeg input for a camera recorded directly: a paced lavfi source (virtual cameras behave as live cameras: frames
+/// at their rate, not as fast as ffmpeg can encode), or
 /// the V4L2 device.
 pub fn direct_input(config: &Config, camera: &Camera) -> Vec<String> {
     if let Some(v) = &camera.virtual_source {
@@ -112,7 +113,7 @@ pub const FRAGMENT_MICROS: u32 = 1_000_000;
 /// frame, one per second, and at most [`FRAGMENT_MICROS`] long), every packet flushed to the file as it is written.
 /// A segment cut off by SIGKILL, a power loss or a full disk therefore stays playable up to its last fragment, and a
 /// recording killed in its first seconds still keeps its first fragments (without the flush the muxer's 32 KiB
-/// buffer held them). `-t` sits before the output so it limits the recording, not the input.
+/// buffer held them). `-t` sits before the output so it limits the recording, not the input (docs/migration.md D23).
 pub fn direct_args(config: &Config, camera: &Camera, dir: &Path, duration: Option<u64>) -> Vec<String> {
     let fps = camera.virtual_source.as_ref().map(|v| v.fps).unwrap_or(camera.fps).max(1);
     let mut a = s(&["-hide_banner", "-loglevel", "error", "-nostdin"]);

@@ -1,5 +1,5 @@
-//! What our MediaMTX paths look like: the `runOnDemand` ffmpeg commands (internals §4.3) and the path-config body,
-//! plus the comparison that decides between "leave", "replace" and "add" (decisions §6).
+//! What our MediaMTX paths look like: the `runOnDemand` ffmpeg commands and the path-config body,
+//! plus the comparison that decides between "leave", "replace" and "add" (docs/design.md, "MediaMTX paths").
 //!
 //! The body is always built from our configuration, never from values read back from MediaMTX (which may be
 //! redacted or normalised), so converging can never write a `<redacted>` password or a stale value.
