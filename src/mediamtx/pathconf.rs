@@ -95,7 +95,7 @@ pub fn live_frame_path(config: &Config, path_name: &str) -> std::path::PathBuf {
     config.mediamtx.snapshots_path.join(LIVE_FRAME_DIR).join(format!("{path_name}.jpg"))
 }
 
-/// The folder of [`live_frame_path`], created at start-up.
+/// The folder of [`live_frame_path`], created at start-up when MediaMTX is enabled.
 pub const LIVE_FRAME_DIR: &str = ".live";
 
 /// A second output of the publisher: [`LIVE_FRAME_FPS`] JPEG frames a second, each replacing the last (written to a
