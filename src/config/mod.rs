@@ -117,6 +117,10 @@ pub struct ServerConfig {
     pub worker_threads: usize,
     /// Serve the built-in web console at `/` on the WebSocket port.
     pub web_ui: bool,
+    /// Highest frame rate of a live MJPEG view (`/live/<camera>.mjpg`); a camera slower than this keeps its rate.
+    pub live_max_fps: u32,
+    /// Live MJPEG viewers of one camera at once; one more gets 503.
+    pub live_max_viewers: usize,
 }
 
 impl Default for ServerConfig {
@@ -133,6 +137,8 @@ impl Default for ServerConfig {
             shutdown_timeout: 30.0,
             worker_threads: 0,
             web_ui: true,
+            live_max_fps: 15,
+            live_max_viewers: 16,
         }
     }
 }
@@ -164,6 +170,8 @@ pub struct MediaMtxConfig {
     pub preset: Option<String>,
     pub run_on_demand_start_timeout: String,
     pub run_on_demand_close_after: String,
+    /// Seconds a `start_streaming` viewing hold stays without anyone watching before it ends.
+    pub viewing_close_after: f64,
     pub health_check_interval: f64,
     pub health_failure_threshold: u32,
     pub health_circuit_breaker_timeout: f64,
@@ -198,6 +206,7 @@ impl Default for MediaMtxConfig {
             preset: None,
             run_on_demand_start_timeout: "10s".into(),
             run_on_demand_close_after: "10s".into(),
+            viewing_close_after: 300.0,
             health_check_interval: 30.0,
             health_failure_threshold: 10,
             health_circuit_breaker_timeout: 60.0,

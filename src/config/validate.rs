@@ -160,6 +160,8 @@ fn server(c: &mut Checker) {
         c.above(&format!("server.{k}"), 0.0);
     }
     c.range("server.worker_threads", 0, 256);
+    c.range("server.live_max_fps", 1, 60);
+    c.range("server.live_max_viewers", 1, 1000);
 }
 
 fn mediamtx(c: &mut Checker) {
@@ -199,6 +201,7 @@ fn mediamtx(c: &mut Checker) {
     );
     c.above("mediamtx.process_termination_timeout", 0.0);
     c.above("mediamtx.process_kill_timeout", 0.0);
+    c.range_f64("mediamtx.viewing_close_after", 1.0, 86_400.0);
     c.above("mediamtx.stream_readiness.timeout", 0.0);
     c.above("mediamtx.stream_readiness.check_interval", 0.0);
     c.min("mediamtx.stream_readiness.retry_delay", 0.0);

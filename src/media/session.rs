@@ -158,7 +158,8 @@ pub fn ended_json(info: &SessionInfo, elapsed: Duration, error: Option<&str>) ->
         "session_id": info.session_id, "files": names,
     });
     if let Some(e) = error {
-        note["error"] = e.into();
+        // An ffmpeg line may name an IP camera's URL: never with its password.
+        note["error"] = crate::util::redact::text(e).into();
     }
     (result, note)
 }

@@ -172,6 +172,7 @@ impl Tier {
             Tier::StreamReady => "rtsp_ready",
             Tier::StreamWarm => "rtsp_warm_reader",
             Tier::Direct if camera.is_virtual => "lavfi_direct",
+            Tier::Direct if camera.external.is_some() => "rtsp_direct",
             Tier::Direct => "v4l2_direct",
             Tier::Activate => "rtsp_activation",
         }
@@ -205,6 +206,8 @@ pub fn take(shared: &Shared, req: &Request) -> Result<Value> {
     storage_guard(&dir, (shared.thresholds)())?;
     let base = req.filename.clone().unwrap_or_else(|| default_name(&camera.path_name, req.format, now));
     let failed = |error: String| {
+        // The reason may quote an ffmpeg line naming an IP camera's URL: never with its password.
+        let error = crate::util::redact::text(&error).into_owned();
         json!({"device": camera.device, "filename": base, "status": "FAILED", "timestamp": timefmt::rfc3339(now),
                "file_size": 0, "file_path": "", "error": error,
                "capture_time_ms": started.elapsed().as_millis() as u64})
@@ -249,6 +252,10 @@ pub fn take(shared: &Shared, req: &Request) -> Result<Value> {
 
 /// The tiers to try, in order, for the camera's current state.
 fn plan(shared: &Shared, camera: &Camera, req: &Request) -> Vec<Tier> {
+    // A live view's reader holds the camera (a V4L2 device opens once): take its frame.
+    if req.format == ImageFormat::Jpeg && shared.grabbers.is_live(&camera.device) {
+        return vec![Tier::StreamWarm, Tier::Direct];
+    }
     let mtx = &shared.mediamtx;
     if !(mtx.enabled() && mtx.available()) {
         return vec![Tier::Direct];
@@ -262,6 +269,10 @@ fn plan(shared: &Shared, camera: &Camera, req: &Request) -> Vec<Tier> {
         tiers.extend([Tier::StreamWarm, Tier::Direct]);
     } else if ready {
         tiers.extend([Tier::StreamReady, Tier::Direct]);
+    } else if camera.external.is_some() {
+        // An IP camera is read through MediaMTX first (its on-demand source is one connection to the camera,
+        // shared with every viewer), and directly only when that fails.
+        tiers.extend([Tier::Activate, Tier::Direct]);
     } else {
         tiers.extend([Tier::Direct, Tier::Activate]);
     }
@@ -318,7 +329,9 @@ fn capture(shared: &Shared, camera: &Camera, req: &Request, tmp: &Path, deadline
                 }
             },
             Tier::StreamReady => (rtsp_input(shared, camera), exec),
-            Tier::Direct if camera.is_virtual => (segments::direct_input(cfg, camera), exec),
+            Tier::Direct if camera.is_virtual || camera.external.is_some() => {
+                (segments::direct_input(cfg, camera), exec)
+            }
             Tier::Direct => (segments::direct_input(cfg, camera), secs(tiers_cfg.tier1_usb_direct_timeout)),
             Tier::Activate => {
                 if let Err(e) = shared.mediamtx.ensure_path(&camera.path_name) {

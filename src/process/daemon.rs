@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::auth::Authenticator;
+use crate::camera::external::rpc::ExternalMethods;
 use crate::camera::rpc::CameraMethods;
 use crate::camera::{CameraThreads, Cameras};
 use crate::config::{Config, Loaded};
@@ -14,7 +15,8 @@ use crate::files::rpc::FileMethods;
 use crate::files::{Files, FilesOwner};
 use crate::http::routes::{self, Routes};
 use crate::http::server::{self, HttpPool, Router};
-use crate::media::{Media, RecorderThread, RecorderWiring, Recordings};
+use crate::media::streaming::{Streaming, StreamingThread};
+use crate::media::{LiveView, Media, RecorderThread, RecorderWiring, Recordings};
 use crate::mediamtx::{CameraFeed, Hooks, MediaMtx, MediaMtxThreads};
 use crate::process::heartbeat::Heartbeats;
 use crate::process::status::Components;
@@ -129,6 +131,9 @@ struct Handles {
     recordings: Recordings,
     files: Files,
     media: Media,
+    streaming: Streaming,
+    /// Live MJPEG views over the media component's frame readers.
+    live: LiveView,
     /// Subscribed before the registry runs, so no camera is missed.
     mediamtx_feed: CameraFeed,
     recorder_events: crossbeam_channel::Receiver<crate::camera::CameraEvent>,
@@ -139,6 +144,7 @@ struct Threads {
     cameras: CameraThreads,
     mediamtx: MediaMtxThreads,
     recorder: RecorderThread,
+    streaming: StreamingThread,
     files: FilesOwner,
 }
 
@@ -159,6 +165,9 @@ fn build(config: Arc<Config>, auth: Authenticator, shutdown: &Shutdown) -> (Hand
         recordings: recordings.clone(),
         shutdown: shutdown.clone(),
     });
+    let (streaming, streaming_thread) =
+        Streaming::new(config.clone(), Arc::new(cameras.clone()), Arc::new(mediamtx.clone()));
+    let live = LiveView::new(&media, auth.url_signer().clone(), shutdown.clone());
     let handles = Handles {
         hub: Hub::new(),
         components,
@@ -173,9 +182,17 @@ fn build(config: Arc<Config>, auth: Authenticator, shutdown: &Shutdown) -> (Hand
         recordings,
         files,
         media,
+        streaming,
+        live,
         config,
     };
-    let threads = Threads { cameras: camera_threads, mediamtx: mediamtx_threads, recorder, files: files_owner };
+    let threads = Threads {
+        cameras: camera_threads,
+        mediamtx: mediamtx_threads,
+        recorder,
+        streaming: streaming_thread,
+        files: files_owner,
+    };
     (handles, threads)
 }
 
@@ -193,12 +210,20 @@ fn method_table(h: &Handles) -> Table {
         recordings: Arc::new(h.recordings.clone()),
         streams: Arc::new(h.mediamtx.clone()),
     };
+    let external = ExternalMethods {
+        cameras: h.cameras.clone(),
+        recordings: Arc::new(h.recordings.clone()),
+        components: h.components.clone(),
+    };
     Table::new()
         .with(system, crate::rpc::system::METHODS)
         .with(h.auth.clone(), crate::rpc::session::METHODS)
         .with(cameras, crate::camera::rpc::METHODS)
         .with(h.mediamtx.clone(), crate::mediamtx::rpc::METHODS)
         .with(h.media.clone(), crate::media::rpc::METHODS)
+        .with(h.streaming.clone(), crate::media::streaming::METHODS)
+        .with(external, crate::camera::external::rpc::METHODS)
+        .with(h.live.clone(), crate::media::live::METHODS)
         .with(FileMethods { files: h.files.clone(), urls: h.auth.url_signer().clone() }, crate::files::rpc::METHODS)
 }
 
@@ -209,6 +234,9 @@ pub fn method_names() -> Vec<&'static str> {
         .chain(names_of(crate::camera::rpc::METHODS))
         .chain(names_of(crate::mediamtx::rpc::METHODS))
         .chain(names_of(crate::media::rpc::METHODS))
+        .chain(names_of(crate::media::streaming::METHODS))
+        .chain(names_of(crate::camera::external::rpc::METHODS))
+        .chain(names_of(crate::media::live::METHODS))
         .chain(names_of(crate::files::rpc::METHODS))
         .collect();
     v.sort_unstable();
@@ -216,7 +244,7 @@ pub fn method_names() -> Vec<&'static str> {
 }
 
 /// The HTTP routes over narrow handles: (health port, WebSocket port). The WebSocket port also serves the web
-/// console, then the same routes as the health port (of which its listener forwards only `/files/`).
+/// console, then the same routes as the health port (of which its listener forwards only `/files/` and `/live/`).
 fn routers(h: &Handles) -> (Router, Router) {
     let health = routes::Health {
         components: h.components.clone(),
@@ -225,8 +253,12 @@ fn routers(h: &Handles) -> (Router, Router) {
         started: h.started,
     };
     let (files, auth) = (h.files.clone(), h.auth.clone());
-    let routes =
-        Arc::new(Routes::new(health).prefix("/files/", move |req| crate::files::download::respond(&files, &auth, req)));
+    let (live, live_auth) = (h.live.clone(), h.auth.clone());
+    let routes = Arc::new(
+        Routes::new(health)
+            .prefix("/files/", move |req| crate::files::download::respond(&files, &auth, req))
+            .prefix(crate::media::live::PREFIX, move |req| live.respond(&live_auth, req)),
+    );
     let site = crate::web::Site::new(&h.config);
     let for_ws = routes.clone();
     let ws: Router =
@@ -253,6 +285,7 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> R
         heartbeats: h.heartbeats.clone(),
     };
     threads.recorder.spawn(wiring, supervisor).map_err(thread_error)?;
+    threads.streaming.spawn(supervisor).map_err(thread_error)?;
     threads.files.spawn(h.components.clone(), supervisor).map_err(thread_error)?;
     let (health_router, ws_router) = routers(&h);
     let http = HttpPool::start(health_router, supervisor).map_err(thread_error)?;
