@@ -296,10 +296,13 @@ impl Recorder {
                     }
                     None => log::warn!("recording {device}: no segment file yet; announcing {}", s.info.filename),
                 }
-                s.started = Instant::now();
-                s.deadline = s.info.duration.and_then(|d| deadline(s.started, d));
+                // The timer runs from now (the writer is running); a direct session's `started` stays at the request
+                // (ffmpeg was spawned then), so the reported duration covers its start-up as before.
+                let now = Instant::now();
+                s.deadline = s.info.duration.and_then(|d| deadline(now, d));
                 let mode = match &mut s.backend {
                     Backend::Mtx { keepalive, .. } => {
+                        s.started = now;
                         *keepalive = Some(process);
                         "MediaMTX recorder"
                     }
