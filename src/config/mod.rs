@@ -111,6 +111,8 @@ pub struct ServerConfig {
     pub ping_interval: f64,
     /// Seconds to wait for a pong before dropping the connection.
     pub ping_timeout: f64,
+    /// Seconds a WebSocket client has to authenticate after connecting; then it is closed with 1008.
+    pub auth_timeout: f64,
     /// Seconds the whole graceful shutdown may take before remaining children are killed.
     pub shutdown_timeout: f64,
     /// WebSocket worker threads; 0 = one per CPU (at most 4).
@@ -134,6 +136,7 @@ impl Default for ServerConfig {
             max_frame_size: 1024 * 1024,
             ping_interval: 30.0,
             ping_timeout: 10.0,
+            auth_timeout: 30.0,
             shutdown_timeout: 30.0,
             worker_threads: 0,
             web_ui: true,

@@ -156,7 +156,7 @@ fn server(c: &mut Checker) {
     c.at_least("server.max_connections", 1);
     c.at_least("server.max_message_size", 1024);
     c.at_least("server.max_frame_size", 1024);
-    for k in ["ping_interval", "ping_timeout", "shutdown_timeout"] {
+    for k in ["ping_interval", "ping_timeout", "auth_timeout", "shutdown_timeout"] {
         c.above(&format!("server.{k}"), 0.0);
     }
     c.range("server.worker_threads", 0, 256);

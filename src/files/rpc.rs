@@ -102,16 +102,20 @@ fn segment(kind: FileKind) -> &'static str {
 /// The relative download URL (relative, so it resolves against whichever port the client used); unusual characters
 /// percent-encoded.
 pub fn url_for(kind: FileKind, name: &str) -> String {
-    let mut enc = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~+,=@".contains(&b) {
-            enc.push(b as char);
-        } else {
-            enc.push_str(&format!("%{b:02X}"));
-        }
-    }
+    let enc = percent_encoding::utf8_percent_encode(name, URL_NAME);
     format!("/files/{}/{enc}", segment(kind))
 }
+
+/// Bytes a file name keeps as they are in a download URL; every other byte is percent-encoded.
+const URL_NAME: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~')
+    .remove(b'+')
+    .remove(b',')
+    .remove(b'=')
+    .remove(b'@');
 
 fn io_error(what: &str, e: std::io::Error) -> Error {
     // An unreadable directory is a server-side problem, not a permission problem of the caller.
@@ -350,4 +354,24 @@ fn get_retention_policy(m: &FileMethods, _: NoParams, _: &Call) -> Result<Value>
     });
     out["cleanup_interval"] = json!(files.cleanup_interval().as_secs());
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn download_urls_encode_unusual_bytes() {
+        assert_eq!(
+            url_for(FileKind::Recording, "cam0_2026-01-01_10-00-00.mp4"),
+            "/files/recordings/cam0_2026-01-01_10-00-00.mp4"
+        );
+        assert_eq!(
+            url_for(FileKind::Snapshot, "a b#?%/é~+,=@.jpg"),
+            "/files/snapshots/a%20b%23%3F%25%2F%C3%A9~+,=@.jpg"
+        );
+        // What the HTTP layer decodes is the name again.
+        let url = url_for(FileKind::Snapshot, "a b#?%é.jpg");
+        assert_eq!(crate::http::percent_decode(&url).as_deref(), Some("/files/snapshots/a b#?%é.jpg"));
+    }
 }

@@ -1,6 +1,7 @@
 //! A small, bounded HTTP/1.1 layer shared by the health/download server and the WebSocket listener (which answers
 //! plain GETs for downloads and 404s for wrong paths on the same port).
 
+pub mod accept;
 pub mod routes;
 pub mod server;
 
@@ -62,64 +63,49 @@ pub enum ParseError {
     Bad(&'static str),
 }
 
-/// Parse a request head from `buf`. Returns the request and the number of bytes it used.
+/// Parse a request head from `buf` (with `httparse`). Returns the request and the number of bytes it used.
 pub fn parse_head(buf: &[u8]) -> Result<(Request, usize), ParseError> {
-    let end = match find_head_end(buf) {
-        Some(e) => e,
-        None if buf.len() >= MAX_HEAD_BYTES => return Err(ParseError::Bad("request head too large")),
-        None => return Err(ParseError::Incomplete),
+    let mut slots = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Request::new(&mut slots);
+    let used = match head.parse(buf) {
+        Ok(httparse::Status::Complete(used)) if used <= MAX_HEAD_BYTES => used,
+        Ok(httparse::Status::Complete(_)) => return Err(ParseError::Bad("request head too large")),
+        Ok(httparse::Status::Partial) if buf.len() >= MAX_HEAD_BYTES => {
+            return Err(ParseError::Bad("request head too large"))
+        }
+        Ok(httparse::Status::Partial) => return Err(ParseError::Incomplete),
+        Err(httparse::Error::TooManyHeaders) => return Err(ParseError::Bad("too many headers")),
+        Err(_) => return Err(ParseError::Bad("malformed request head")),
     };
-    let head = std::str::from_utf8(&buf[..end]).map_err(|_| ParseError::Bad("request head is not UTF-8"))?;
-    let mut lines = head.split("\r\n");
-    let first = lines.next().unwrap_or("");
-    let mut parts = first.split(' ');
-    let (method, target, version) = (parts.next(), parts.next(), parts.next());
-    let (Some(method), Some(target), Some(version)) = (method, target, version) else {
+    let (Some(method), Some(target)) = (head.method, head.path) else {
         return Err(ParseError::Bad("malformed request line"));
     };
-    if !version.starts_with("HTTP/1.") || method.is_empty() || !target.starts_with('/') {
+    // Origin form only: no absolute URLs, no `*`.
+    if !target.starts_with('/') {
         return Err(ParseError::Bad("malformed request line"));
     }
     let (raw_path, query) = target.split_once('?').unwrap_or((target, ""));
     let path = percent_decode(raw_path).ok_or(ParseError::Bad("malformed path"))?;
-    let mut headers = Vec::new();
-    for line in lines.filter(|l| !l.is_empty()) {
-        if headers.len() >= MAX_HEADERS {
-            return Err(ParseError::Bad("too many headers"));
-        }
-        let (name, value) = line.split_once(':').ok_or(ParseError::Bad("malformed header"))?;
-        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_string()));
+    let mut headers = Vec::with_capacity(head.headers.len());
+    for h in head.headers.iter() {
+        let value = std::str::from_utf8(h.value).map_err(|_| ParseError::Bad("header value is not UTF-8"))?;
+        headers.push((h.name.to_ascii_lowercase(), value.trim().to_string()));
     }
-    Ok((Request { method: method.to_string(), path, query: query.to_string(), headers }, end + 4))
+    Ok((Request { method: method.to_string(), path, query: query.to_string(), headers }, used))
 }
 
-fn find_head_end(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n")
-}
-
-/// Percent-decode; `None` for invalid escapes, invalid UTF-8, or an encoded NUL.
+/// Percent-decode (`percent-encoding`); `None` for invalid UTF-8 or an encoded NUL. A `%` not followed by two hex
+/// digits stays as it is.
 pub fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            let v = u8::from_str_radix(hex, 16).ok()?;
-            if v == 0 {
-                return None;
-            }
-            out.push(v);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    let out = percent_encoding::percent_decode_str(s).decode_utf8().ok()?;
+    (!out.contains('\0')).then(|| out.into_owned())
 }
 
-/// A response body: bytes in memory, a byte range of a file streamed with a fixed buffer, or the socket itself.
+/// Takes over a connection after its response head: gets the socket in blocking mode and owns it from then on.
+pub type Handoff = Box<dyn FnOnce(TcpStream) + Send>;
+
+/// A response body: bytes in memory, a byte range of a file streamed with a fixed buffer, or a hand-off of the
+/// socket to a long-lived writer (a live stream) once the head is sent.
 pub enum Body {
     Bytes(Vec<u8>),
     File {
@@ -128,10 +114,11 @@ pub enum Body {
         len: u64,
     },
     /// A body of unknown length that someone else writes (the live MJPEG stream): the server writes the status line
-    /// and headers (no `Content-Length`, `Connection: close`), then gives the socket to the closure and forgets it,
-    /// so no server thread waits on a long-lived stream. Never called for `HEAD`, nor when the head could not be
-    /// written: the closure is dropped unused (whatever it holds is released by its `Drop`).
-    Handoff(Box<dyn FnOnce(TcpStream) + Send>),
+    /// and headers (no `Content-Length`, `Connection: close`), then gives the socket to the closure, in blocking
+    /// mode without timeouts, and forgets it, so no server thread waits on a long-lived stream. Never called for
+    /// `HEAD`, nor when the head could not be written: the closure is dropped unused (whatever it holds is released
+    /// by its `Drop`).
+    Handoff(Handoff),
 }
 
 pub struct Response {
@@ -167,7 +154,9 @@ impl Response {
         }
     }
 
-    fn head(&self) -> String {
+    /// Status line and headers. Every response closes its connection (`Connection: close`): no idle keep-alive
+    /// connection ever waits on the server.
+    pub fn head(&self) -> Vec<u8> {
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (n, v) in &self.headers {
             head.push_str(&format!("{n}: {v}\r\n"));
@@ -176,26 +165,13 @@ impl Response {
             head.push_str(&format!("Content-Length: {len}\r\n"));
         }
         head.push_str("Connection: close\r\n\r\n");
-        head
+        head.into_bytes()
     }
 
-    /// Answer on `stream`: as [`Response::write_to`], except that a [`Body::Handoff`] gets the socket after the head.
-    pub fn send(self, mut stream: TcpStream, head_only: bool) -> io::Result<()> {
-        if !matches!(self.body, Body::Handoff(_)) {
-            return self.write_to(&mut stream, head_only);
-        }
-        stream.write_all(self.head().as_bytes())?;
-        stream.flush()?;
-        if let (Body::Handoff(take), false) = (self.body, head_only) {
-            take(stream);
-        }
-        Ok(())
-    }
-
-    /// Write status line, headers and (unless `head_only`) the body. The connection is closed afterwards. A
-    /// [`Body::Handoff`] needs the socket itself ([`Response::send`]): here only its head is written.
+    /// Write status line, headers and (unless `head_only`) the body, blocking. Used for short error answers; the
+    /// HTTP server itself writes without blocking. A hand-off body is dropped (the connection just closes).
     pub fn write_to(self, out: &mut impl Write, head_only: bool) -> io::Result<()> {
-        out.write_all(self.head().as_bytes())?;
+        out.write_all(&self.head())?;
         if head_only {
             return out.flush();
         }
@@ -260,6 +236,15 @@ mod tests {
         assert_eq!(parse_head(b"GET / HTTP/1.1\r\n").unwrap_err(), ParseError::Incomplete);
         assert!(matches!(parse_head(b"garbage\r\n\r\n"), Err(ParseError::Bad(_))));
         assert!(percent_decode("%00").is_none());
+        assert!(percent_decode("%ff").is_none(), "not UTF-8");
+        assert_eq!(percent_decode("a%2Fb%zz").as_deref(), Some("a/b%zz"));
+        assert!(matches!(parse_head(b"GET http://x/ HTTP/1.1\r\n\r\n"), Err(ParseError::Bad(_))));
+        assert!(matches!(parse_head(b"GET / HTTP/1.1\r\nX: \xff\r\n\r\n"), Err(ParseError::Bad(_))));
+        let many: String = (0..MAX_HEADERS + 1).map(|i| format!("h{i}: v\r\n")).collect();
+        let raw = format!("GET / HTTP/1.1\r\n{many}\r\n");
+        assert_eq!(parse_head(raw.as_bytes()).unwrap_err(), ParseError::Bad("too many headers"));
+        let big = format!("GET / HTTP/1.1\r\nX: {}\r\n", "a".repeat(MAX_HEAD_BYTES));
+        assert_eq!(parse_head(big.as_bytes()).unwrap_err(), ParseError::Bad("request head too large"));
     }
 
     #[test]

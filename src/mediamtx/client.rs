@@ -305,16 +305,12 @@ impl From<ureq::Error> for Transport {
 
 /// Percent-encode a path name for the URL (slashes stay: names may contain them).
 pub fn encode(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    for b in name.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_./".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encoding::utf8_percent_encode(name, PATH_NAME).to_string()
 }
+
+/// Bytes a MediaMTX path name keeps as they are in an API URL.
+const PATH_NAME: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'/');
 
 #[cfg(test)]
 mod tests {

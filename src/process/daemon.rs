@@ -14,7 +14,7 @@ use crate::config::{Config, Loaded};
 use crate::files::rpc::FileMethods;
 use crate::files::{Files, FilesOwner};
 use crate::http::routes::{self, Routes};
-use crate::http::server::{self, HttpPool, Router};
+use crate::http::server::{HttpServer, Router};
 use crate::media::streaming::{Streaming, StreamingThread};
 use crate::media::{LiveView, Media, RecorderThread, RecorderWiring, Recordings};
 use crate::mediamtx::{CameraFeed, Hooks, MediaMtx, MediaMtxThreads};
@@ -288,12 +288,13 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> R
     threads.streaming.spawn(supervisor).map_err(thread_error)?;
     threads.files.spawn(h.components.clone(), supervisor).map_err(thread_error)?;
     let (health_router, ws_router) = routers(&h);
-    let http = HttpPool::start(health_router, supervisor).map_err(thread_error)?;
     let health = &h.config.security.health;
     let addr = (health.bind_address.as_str(), h.config.health_port());
-    server::start_health_server(addr, http.clone(), h.components.clone(), supervisor).map_err(|e| {
+    let health_listener = std::net::TcpListener::bind(addr).map_err(|e| {
         format!("cannot listen on {}:{} (security.health.bind_address, health_port): {e}", addr.0, addr.1)
     })?;
+    let http =
+        HttpServer::start(health_listener, health_router, h.components.clone(), supervisor).map_err(thread_error)?;
     let http = http.with_router(ws_router);
     let listener = ws::bind(&h.config).map_err(thread_error)?;
     let limits = Limits { max_batch: MAX_BATCH, reply_budget: h.config.server.max_message_size };

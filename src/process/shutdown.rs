@@ -8,12 +8,16 @@ use std::time::Duration;
 use crossbeam_channel::{bounded, Receiver, Sender};
 use parking_lot::Mutex;
 
+use crate::sys::poll::EventFd;
+
 /// Cloneable shutdown token. `recv()` on [`Shutdown::channel`] returns (with an error) once shutdown begins.
 #[derive(Clone)]
 pub struct Shutdown {
     flag: Arc<AtomicBool>,
     rx: Receiver<()>,
     tx: Arc<Mutex<Option<Sender<()>>>>,
+    /// Eventfds of epoll loops, signalled on shutdown so those loops wake at once instead of polling the flag.
+    wakers: Arc<Mutex<Vec<Arc<EventFd>>>>,
 }
 
 impl Default for Shutdown {
@@ -25,13 +29,31 @@ impl Default for Shutdown {
 impl Shutdown {
     pub fn new() -> Shutdown {
         let (tx, rx) = bounded(0);
-        Shutdown { flag: Arc::new(AtomicBool::new(false)), rx, tx: Arc::new(Mutex::new(Some(tx))) }
+        Shutdown {
+            flag: Arc::new(AtomicBool::new(false)),
+            rx,
+            tx: Arc::new(Mutex::new(Some(tx))),
+            wakers: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 
     /// Begin shutdown: every holder sees `is_set()` and its channel disconnects.
     pub fn trigger(&self) {
         self.flag.store(true, Ordering::SeqCst);
         self.tx.lock().take();
+        for w in self.wakers.lock().iter() {
+            w.notify();
+        }
+    }
+
+    /// Signal `fd` when shutdown begins (at once if it already has), so an epoll loop that watches it learns about
+    /// shutdown without a timeout.
+    pub fn wake_on_trigger(&self, fd: Arc<EventFd>) {
+        let mut wakers = self.wakers.lock();
+        if self.is_set() {
+            fd.notify();
+        }
+        wakers.push(fd);
     }
 
     pub fn is_set(&self) -> bool {

@@ -68,6 +68,12 @@ pub struct Conn {
     pub counted: bool,
     /// We sent a close frame; drop after this deadline if the peer does not finish the handshake.
     pub closing: Option<Instant>,
+    /// Closing because of an oversized message the client may still be sending: after the close frame is out, our
+    /// write side is shut and input is read and discarded until the peer closes or `closing` passes, so the client
+    /// reads the close frame instead of a reset.
+    pub draining: bool,
+    /// The write side is shut (draining).
+    pub write_shut: bool,
 }
 
 impl Conn {
@@ -83,7 +89,15 @@ impl Conn {
             write_blocked_since: None,
             counted: false,
             closing: None,
+            draining: false,
+            write_shut: false,
         }
+    }
+
+    /// Open, not closing, and not (yet) authenticated. A connection whose session is away on the job pool counts
+    /// by its last known identity.
+    pub fn unauthenticated(&self) -> bool {
+        matches!(self.phase, Phase::Open(_)) && self.closing.is_none() && self.auth.is_none()
     }
 
     pub fn busy(&self) -> bool {

@@ -1,6 +1,6 @@
 //! The HTTP side of the WebSocket port: parse the request head ourselves so one listener can route the upgrade on
-//! `server.websocket_path`, downloads under `/files/`, the web console (`/`, `/console/...`), and 404 for anything
-//! else (the Python service accepted any path: docs/migration.md D11).
+//! `server.websocket_path`, downloads under `/files/`, live views under `/live/`, the web console (`/`,
+//! `/console/...`), and 404 for anything else (the Python service accepted any path: docs/migration.md D11).
 
 use crate::http::{self, Request, Response};
 
@@ -8,7 +8,7 @@ use crate::http::{self, Request, Response};
 pub enum Route {
     /// Upgrade to WebSocket: the 101 response to write.
     Upgrade(String),
-    /// A plain HTTP request for the download handler (runs on the HTTP pool).
+    /// A plain HTTP request for the HTTP server (downloads, live views, the web console).
     Http(Request),
     /// Answer and close.
     Reject(Response),

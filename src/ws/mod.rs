@@ -15,13 +15,13 @@ use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 
 use crossbeam_channel::{unbounded, Receiver, Sender};
 
 use crate::auth::Session;
 use crate::config::Config;
-use crate::http::server::HttpPool;
+use crate::http::accept::{self, Acceptor};
+use crate::http::server::HttpServer;
 use crate::process::heartbeat::Heartbeats;
 use crate::process::status::{Components, State};
 use crate::process::Supervisor;
@@ -68,7 +68,12 @@ pub fn bind(config: &Config) -> std::io::Result<TcpListener> {
 }
 
 /// Start workers, the job pool and the acceptor on an already bound listener.
-pub fn start(ctx: Arc<Context>, listener: TcpListener, http: HttpPool, supervisor: &Supervisor) -> std::io::Result<()> {
+pub fn start(
+    ctx: Arc<Context>,
+    listener: TcpListener,
+    http: HttpServer,
+    supervisor: &Supervisor,
+) -> std::io::Result<()> {
     let shutdown = supervisor.shutdown().clone();
     let n_workers = match ctx.config.server.worker_threads {
         0 => std::thread::available_parallelism().map_or(2, |n| n.get()).min(4),
@@ -86,19 +91,21 @@ pub fn start(ctx: Arc<Context>, listener: TcpListener, http: HttpPool, superviso
     let mut workers = Vec::new();
     for i in 0..n_workers {
         let name = format!("ws-worker-{i}");
-        let (handle, worker) = worker::Worker::new(&name, ctx.clone(), job_tx.clone(), http.clone(), shutdown.clone())?;
+        let (handle, worker) =
+            worker::Worker::new(&name, ctx.clone(), job_tx.clone(), http.clone(), shutdown.clone(), n_workers)?;
         ctx.hub.subscribe(Arc::new(handle.clone()));
         workers.push(handle);
         supervisor.spawn(&name, move || worker.run().map_err(|e| e.to_string()))?;
     }
-    listener.set_nonblocking(true)?;
+    let acceptor = Acceptor::new(listener, "WebSocket port")?;
     let acceptor_ctx = ctx.clone();
     supervisor.spawn("ws-acceptor", move || {
-        accept_loop(&acceptor_ctx, &listener, &workers, &shutdown);
+        let r = accept_loop(&acceptor_ctx, acceptor, &workers, &shutdown);
+        acceptor_ctx.components.set("websocket_server", State::Stopped, "stopped");
         for w in &workers {
             w.send(Msg::Shutdown);
         }
-        Ok(())
+        r.map_err(|e| e.to_string())
     })?;
     ctx.components.set(
         "websocket_server",
@@ -108,35 +115,21 @@ pub fn start(ctx: Arc<Context>, listener: TcpListener, http: HttpPool, superviso
     Ok(())
 }
 
-fn accept_loop(ctx: &Context, listener: &TcpListener, workers: &[WorkerHandle], shutdown: &crate::process::Shutdown) {
+/// Deal accepted connections to the workers in turn.
+fn accept_loop(
+    ctx: &Context,
+    acceptor: Acceptor,
+    workers: &[WorkerHandle],
+    shutdown: &crate::process::Shutdown,
+) -> std::io::Result<()> {
     let mut next = 0usize;
-    while !shutdown.is_set() {
-        if !crate::sys::poll::wait_readable(listener.as_raw_fd(), Duration::from_millis(200)) {
-            continue;
-        }
-        loop {
-            match listener.accept() {
-                Ok((stream, _)) => {
-                    if stream.set_nonblocking(true).is_err() {
-                        continue;
-                    }
-                    let _ = stream.set_nodelay(true);
-                    crate::sys::set_send_buffer(stream.as_raw_fd(), SEND_BUFFER);
-                    ctx.metrics.total_connections.fetch_add(1, Relaxed);
-                    workers[next % workers.len()].send(Msg::Accept(stream));
-                    next = next.wrapping_add(1);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    // EMFILE and friends: back off briefly instead of spinning.
-                    log::warn!("accept failed: {e}");
-                    std::thread::sleep(Duration::from_millis(50));
-                    break;
-                }
-            }
-        }
-    }
-    ctx.components.set("websocket_server", State::Stopped, "stopped");
+    accept::run(acceptor, shutdown, |stream| {
+        let _ = stream.set_nodelay(true);
+        crate::sys::set_send_buffer(stream.as_raw_fd(), SEND_BUFFER);
+        ctx.metrics.total_connections.fetch_add(1, Relaxed);
+        workers[next % workers.len()].send(Msg::Accept(stream));
+        next = next.wrapping_add(1);
+    })
 }
 
 fn run_jobs(ctx: &Context, rx: &Receiver<Job>, shutdown: &crate::process::Shutdown) {

@@ -18,7 +18,7 @@ use super::conn::{Conn, Phase, Slab};
 use super::handshake::{self, Route};
 use super::{Context, Job, JobSender};
 use crate::auth::{jwt, Session};
-use crate::http::server::HttpPool;
+use crate::http::server::{HttpServer, HEAD_TIMEOUT};
 use crate::http::{Response, MAX_HEAD_BYTES};
 use crate::process::heartbeat::Heartbeat;
 use crate::process::Shutdown;
@@ -30,9 +30,8 @@ use crate::sys::poll::{Epoll, EventFd, Events, HANGUP, READABLE, WRITABLE};
 const WAKE: u64 = u64::MAX;
 /// Housekeeping period: pings, handshake and delivery timeouts.
 const TICK: Duration = Duration::from_millis(500);
-/// A client has this long to send its request head.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// After we send a close frame, the peer has this long to answer it.
+/// After we send a close frame, the peer has this long to answer it (and, after an oversized message, to stop
+/// sending: its input is drained meanwhile).
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// Replies are collected up to this size before a write (one syscall per batch of pipelined requests).
 const WRITE_BATCH: usize = 16 * 1024;
@@ -77,9 +76,13 @@ pub struct Worker {
     rx: Receiver<Msg>,
     me: WorkerHandle,
     jobs: JobSender,
-    http: HttpPool,
+    http: HttpServer,
     shutdown: Shutdown,
     conns: Slab,
+    /// This worker's share of the limits on connections still in the handshake and on unauthenticated
+    /// connections (connections are dealt to the workers in turn, so each holds about an equal share).
+    handshake_cap: usize,
+    unauth_cap: usize,
     ws_config: WebSocketConfig,
     next_client: u64,
     beat: Heartbeat,
@@ -90,8 +93,9 @@ impl Worker {
         name: &str,
         ctx: Arc<Context>,
         jobs: JobSender,
-        http: HttpPool,
+        http: HttpServer,
         shutdown: Shutdown,
+        n_workers: usize,
     ) -> std::io::Result<(WorkerHandle, Worker)> {
         let epoll = Epoll::new()?;
         let wake = Arc::new(EventFd::new()?);
@@ -107,6 +111,9 @@ impl Worker {
             .max_message_size(Some(s.max_message_size))
             .max_frame_size(Some(s.max_frame_size));
         let beat = ctx.heartbeats.register(name, MAX_SILENCE);
+        let max = s.max_connections as usize;
+        let handshake_cap = max.div_ceil(n_workers.max(1)).max(1);
+        let unauth_cap = unauthenticated_limit(s.max_connections).div_ceil(n_workers.max(1)).max(1);
         let worker = Worker {
             ctx,
             epoll,
@@ -117,6 +124,8 @@ impl Worker {
             http,
             shutdown,
             conns: Slab::default(),
+            handshake_cap,
+            unauth_cap,
             ws_config,
             next_client: 0,
             beat,
@@ -168,6 +177,20 @@ impl Worker {
     }
 
     fn accept(&mut self, stream: TcpStream) {
+        // Connections still sending their request head count against a limit: at the limit the oldest of them
+        // makes room (a flood of half-open sockets then costs only its own connections).
+        let pending: Vec<(Instant, u64)> = self
+            .conns
+            .iter_mut()
+            .filter(|(_, c)| matches!(c.phase, Phase::Handshake { .. }))
+            .map(|(t, c)| (c.opened, t))
+            .collect();
+        if pending.len() >= self.handshake_cap {
+            if let Some(&(_, oldest)) = pending.iter().min() {
+                log::debug!("handshake limit ({}) on this worker: dropping the oldest", self.handshake_cap);
+                self.drop_conn(oldest);
+            }
+        }
         let fd = stream.as_raw_fd();
         self.next_client += 1;
         let token = self.conns.insert(Conn::new(stream, self.next_client, Instant::now()));
@@ -185,6 +208,7 @@ impl Worker {
         match &mut conn.phase {
             Phase::Handshake { .. } => self.read_head(token),
             Phase::Moving => {}
+            Phase::Open(_) if conn.draining => self.drain(token, bits),
             Phase::Open(ws) => {
                 if bits & (READABLE | HANGUP) != 0 {
                     ws.get_mut().drained = false;
@@ -203,9 +227,14 @@ impl Worker {
         let Some(conn) = self.conns.get_mut(token) else { return };
         let Phase::Handshake { stream, buf } = &mut conn.phase else { return };
         let mut chunk = [0u8; 2048];
+        // A plain GET may be followed by the client shutting its write side: still answer it.
+        let mut eof = false;
         loop {
             match stream.read(&mut chunk) {
-                Ok(0) => return self.drop_conn(token),
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
                 Ok(n) => {
                     buf.extend_from_slice(&chunk[..n]);
                     if buf.len() > MAX_HEAD_BYTES {
@@ -218,6 +247,7 @@ impl Worker {
             }
         }
         match handshake::parse(buf) {
+            Ok(None) if eof => self.drop_conn(token),
             Ok(None) => {}
             Ok(Some((req, used))) => {
                 let rest = buf[used..].to_vec();
@@ -235,9 +265,7 @@ impl Worker {
                 let Some(conn) = self.conns.remove(token) else { return };
                 let Phase::Handshake { stream, .. } = conn.phase else { return };
                 self.epoll.delete(stream.as_raw_fd());
-                if stream.set_nonblocking(false).is_ok() {
-                    self.http.submit_parsed(req, stream);
-                }
+                self.http.submit_parsed(req, stream);
             }
             Route::Upgrade(response) => self.upgrade(token, response, rest, host),
         }
@@ -265,6 +293,7 @@ impl Worker {
             return self.close_with(token, CloseCode::Again, "Connection limit reached");
         }
         log::debug!("client {} connected", conn.facts.client_id);
+        self.make_room_for_unauthenticated(token);
         self.pump(token);
     }
 
@@ -296,7 +325,7 @@ impl Worker {
                 Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => break,
                 Err(tungstenite::Error::Capacity(e)) => {
                     log::info!("client {}: {e}", conn.facts.client_id);
-                    return self.close_with(token, CloseCode::Size, "Message too big");
+                    return self.close_oversized(token);
                 }
                 Err(tungstenite::Error::Utf8(_)) => return self.close_with(token, CloseCode::Invalid, "Invalid UTF-8"),
                 Err(tungstenite::Error::Protocol(ProtocolError::ResetWithoutClosingHandshake)) => {
@@ -408,11 +437,17 @@ impl Worker {
         let ping_interval = Duration::from_secs_f64(s.ping_interval.max(0.1));
         let ping_timeout = Duration::from_secs_f64(s.ping_timeout.max(0.1));
         let delivery = Duration::from_secs_f64(self.ctx.config.notifications.websocket.delivery_timeout.max(0.1));
+        let auth_timeout = Duration::from_secs_f64(s.auth_timeout.max(0.1));
         let mut to_drop = Vec::new();
         let mut to_ping = Vec::new();
+        let mut late_auth = Vec::new();
         for (token, c) in self.conns.iter_mut() {
+            if c.unauthenticated() && !c.busy() && now.duration_since(c.opened) > auth_timeout {
+                late_auth.push(token);
+                continue;
+            }
             match &c.phase {
-                Phase::Handshake { .. } if now.duration_since(c.opened) > HANDSHAKE_TIMEOUT => to_drop.push(token),
+                Phase::Handshake { .. } if now.duration_since(c.opened) > HEAD_TIMEOUT => to_drop.push(token),
                 Phase::Handshake { .. } | Phase::Moving => {}
                 Phase::Open(_) => {
                     if c.closing.is_some_and(|d| now >= d)
@@ -420,7 +455,11 @@ impl Worker {
                         || c.write_blocked_since.is_some_and(|w| now.duration_since(w) > delivery)
                     {
                         to_drop.push(token);
-                    } else if c.ping_sent.is_none() && !c.busy() && now.duration_since(c.last_rx) > ping_interval {
+                    } else if c.closing.is_none()
+                        && c.ping_sent.is_none()
+                        && !c.busy()
+                        && now.duration_since(c.last_rx) > ping_interval
+                    {
                         c.ping_sent = Some(now);
                         to_ping.push(token);
                     }
@@ -430,9 +469,65 @@ impl Worker {
         for token in to_drop {
             self.drop_conn(token);
         }
+        for token in late_auth {
+            log::info!("closing a connection that did not authenticate within {} s", auth_timeout.as_secs_f64());
+            self.close_with(token, CloseCode::Policy, "Authentication timeout");
+        }
         for token in to_ping {
             self.write(token, Message::Ping(Default::default()));
             self.flush(token);
+        }
+    }
+
+    /// At this worker's share of the unauthenticated-connection limit, close the oldest unauthenticated connection
+    /// other than `newcomer` (1013), so clients that never authenticate cannot keep real users out.
+    fn make_room_for_unauthenticated(&mut self, newcomer: u64) {
+        let waiting: Vec<(Instant, u64)> = self
+            .conns
+            .iter_mut()
+            .filter(|(t, c)| *t != newcomer && c.unauthenticated())
+            .map(|(t, c)| (c.opened, t))
+            .collect();
+        if waiting.len() < self.unauth_cap {
+            return;
+        }
+        if let Some(&(_, oldest)) = waiting.iter().min() {
+            log::info!("unauthenticated connection limit ({} on this worker): closing the oldest", self.unauth_cap);
+            self.close_with(oldest, CloseCode::Again, "Too many unauthenticated connections");
+        }
+    }
+
+    /// An oversized message: send close 1009, then shut our write side and discard input for a bounded time, so a
+    /// client still sending the message reads the close frame instead of a connection reset.
+    fn close_oversized(&mut self, token: u64) {
+        self.close_with(token, CloseCode::Size, "Message too big");
+        let Some(conn) = self.conns.get_mut(token) else { return };
+        conn.draining = true;
+        self.drain(token, READABLE | WRITABLE);
+    }
+
+    fn drain(&mut self, token: u64, bits: u32) {
+        let Some(conn) = self.conns.get_mut(token) else { return };
+        let Phase::Open(ws) = &mut conn.phase else { return };
+        if !conn.write_shut && bits & WRITABLE != 0 {
+            match ws.flush() {
+                Ok(()) => {
+                    let _ = ws.get_ref().stream.shutdown(std::net::Shutdown::Write);
+                    conn.write_shut = true;
+                }
+                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => return self.drop_conn(token),
+            }
+        }
+        let mut sink = [0u8; 16 * 1024];
+        loop {
+            match ws.get_mut().stream.read(&mut sink) {
+                Ok(0) => return self.drop_conn(token),
+                Ok(_) => {}
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => return self.drop_conn(token),
+            }
         }
     }
 
@@ -484,4 +579,10 @@ impl Worker {
             self.drop_conn(token);
         }
     }
+}
+
+/// The limit on unauthenticated WebSocket connections: a quarter of `server.max_connections` (at least 1), well
+/// below it, so connections that never authenticate cannot take every slot.
+pub fn unauthenticated_limit(max_connections: u32) -> usize {
+    (max_connections as usize / 4).max(1)
 }

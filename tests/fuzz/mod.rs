@@ -1,5 +1,5 @@
 //! Property ("fuzz") tests of every parser that sees outside bytes: the MP4 box walker and the JPEG/PNG size
-//! reader, file-name validation, the HTTP `Range` header, the configuration loader (YAML and environment), and
+//! reader, file-name validation, the HTTP request head and `Range` header, the configuration loader (YAML and environment), and
 //! the JSON-RPC envelope and params through a real daemon.
 //!
 //! Budget: `CAMERA_SERVICE_FUZZ_CASES` cases per property (default [`DEFAULT_CASES`], sized for CI). A long run:
@@ -8,6 +8,7 @@
 
 mod config;
 mod formats;
+mod http_head;
 mod jsonrpc;
 mod names;
 mod range;
