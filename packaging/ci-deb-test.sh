@@ -5,6 +5,10 @@
 #
 # Usage: packaging/ci-deb-test.sh            (from anywhere; builds with `cargo deb`)
 #        DEB=path/to/x.deb packaging/ci-deb-test.sh   (test an existing package, skip the build)
+#        DEB=target/aarch64-unknown-linux-gnu/debian/camera-service_<v>_arm64.deb ARCH=arm64 packaging/ci-deb-test.sh
+#            a package for another architecture (scripts/build-arm.sh): checks its Architecture, the binary's ELF
+#            machine, the shared-library Depends, sizes, contents and lintian; it cannot be installed here, so the
+#            install/remove/purge part is skipped. Needs no root.
 #
 # Limits checked: stripped release binary <= 4 MiB, .deb <= 2 MiB; lintian without errors;
 # `systemd-analyze verify` on the installed unit and `systemd-analyze security --offline` exposure <= 3.0.
@@ -33,7 +37,11 @@ expect_perms() { # expect_perms PATH "USER:GROUP MODE"
     printf 'ok   %s is %s\n' "$1" "$2"
 }
 
-[ "$(id -u)" = 0 ] || fail "run as root (dpkg -i and adduser need it)"
+HOST_ARCH=$(dpkg --print-architecture)
+ARCH=${ARCH:-$HOST_ARCH}
+INSTALL=1
+[ "$ARCH" = "$HOST_ARCH" ] || INSTALL=0
+[ $INSTALL = 0 ] || [ "$(id -u)" = 0 ] || fail "run as root (dpkg -i and adduser need it)"
 
 step "tools"
 missing=()
@@ -42,6 +50,7 @@ command -v dpkg-shlibdeps >/dev/null || missing+=(dpkg-dev)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v readelf >/dev/null || missing+=(binutils)
 if [ ${#missing[@]} -gt 0 ]; then
+    [ "$(id -u)" = 0 ] || fail "missing tools: ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
@@ -51,12 +60,13 @@ fi
 cargo deb --version
 
 # A leftover installation from an earlier, interrupted run would make the checks below meaningless.
-if dpkg-query -W -f='${db:Status-Status}' "$PKG" 2>/dev/null | grep -qv '^not-installed$'; then
+if [ $INSTALL = 1 ] && dpkg-query -W -f='${db:Status-Status}' "$PKG" 2>/dev/null | grep -qv '^not-installed$'; then
     step "purging a previous installation"
     dpkg --purge "$PKG"
 fi
 
 if [ -z "${DEB:-}" ]; then
+    [ $INSTALL = 1 ] || fail "set DEB to the $ARCH package (scripts/build-arm.sh builds it)"
     step "cargo deb"
     DEB=$(cargo deb | tail -n 1)
 fi
@@ -75,12 +85,26 @@ printf '.deb:   %d bytes (%.2f MiB, limit 2 MiB)\n' "$deb_size" "$(echo "$deb_si
 check "binary <= 4 MiB" test "$bin_size" -le "$MAX_BIN"
 check ".deb <= 2 MiB" test "$deb_size" -le "$MAX_DEB"
 check "binary is stripped (no .symtab)" bash -c "! readelf -S '$bin' | grep -q '\.symtab'"
+# ELF machine as readelf names it, per Debian architecture.
+declare -A MACHINE=([amd64]="Advanced Micro Devices X86-64" [arm64]="AArch64" [armhf]="ARM")
+machine=$(readelf -h "$bin" | sed -n 's/^ *Machine: *//p')
+echo "ELF machine: $machine"
+check "binary is built for $ARCH" test "$machine" = "${MACHINE[$ARCH]:-?}"
 
 step "dpkg-deb -I"
 dpkg-deb -I "$DEB"
 control=$(dpkg-deb -f "$DEB")
 check "Depends names adduser and ffmpeg" bash -c "grep -Eq '^Depends:.*adduser' <<<'$control' && grep -Eq '^Depends:.*ffmpeg' <<<'$control'"
 check "Recommends mediamtx" grep -Eq '^Recommends:.*mediamtx' <<<"$control"
+check "Architecture: $ARCH" grep -qx "Architecture: $ARCH" <<<"$control"
+# The shared libraries the binary links (libc, libgcc_s) must come from dpkg-shlibdeps for this architecture, with
+# a version: glibc 2.34 or newer is what the binaries need (they run on Debian 12 / bookworm and later).
+check "Depends has libc6 (>= 2.x) from dpkg-shlibdeps" grep -Eq '^Depends:.*libc6 \(>= 2\.[0-9]+\)' <<<"$control"
+needed=$(readelf -d "$bin" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | tr '\n' ' ')
+echo "NEEDED: $needed"
+if grep -q libgcc_s <<<"$needed"; then
+    check "Depends has libgcc-s1 (the binary links libgcc_s)" grep -Eq '^Depends:.*libgcc-s1' <<<"$control"
+fi
 dpkg-deb -e "$DEB" "$work/control"
 check "conffiles lists the config" grep -qx /etc/camera-service/config.yaml "$work/control/conffiles"
 for script in postinst prerm postrm; do
@@ -103,6 +127,12 @@ step "lintian"
 # lintian exits non-zero on errors (its default --fail-on); warnings are printed and allowed.
 lintian --allow-root --fail-on error --display-level '>=warning' "$DEB"
 echo "ok   lintian: no errors"
+
+if [ $INSTALL = 0 ]; then
+    printf '\nPASS: %s (binary %d bytes, .deb %d bytes; not installed: %s package on %s)\n' \
+        "$(basename "$DEB")" "$bin_size" "$deb_size" "$ARCH" "$HOST_ARCH"
+    exit 0
+fi
 
 step "dependencies"
 need=()

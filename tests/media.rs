@@ -131,13 +131,18 @@ impl Rig {
     }
 
     fn build(root: &Path, dir: Option<TempDir>, mtx_enabled: bool) -> Rig {
+        Rig::build_with(root, dir, mtx_enabled, 2)
+    }
+
+    /// Like [`Rig::build`], with `segment` seconds per segment.
+    fn build_with(root: &Path, dir: Option<TempDir>, mtx_enabled: bool, segment: u64) -> Rig {
         let mut config = Config::default();
         config.mediamtx.enabled = mtx_enabled;
         config.mediamtx.host = "127.0.0.1".into();
         config.mediamtx.rtsp_port = crate::support::free_port();
         config.mediamtx.recordings_path = root.join("recordings");
         config.mediamtx.snapshots_path = root.join("snapshots");
-        config.recording.segment_duration = 2;
+        config.recording.segment_duration = segment;
         config.present.insert("recording.segment_duration".into());
         let mut cams = HashMap::new();
         cams.insert("virtual0".to_string(), Arc::new(virtual_camera(0, 320, 240, 10)));
@@ -431,6 +436,173 @@ fn killed_recorder_leaves_playable_segments_and_a_failed_session() {
     rig.stop("virtual0");
 }
 
+/// The acceptance scenario for a crash of the writer early in a recording: `kill -9` of the recording ffmpeg 3 s in
+/// (inside its first segment) keeps what was flushed, names it in the FAILED notification, and at least 2 s of it
+/// play; our own MP4 reader (used by `list_recordings`) reads the same duration from the fragments as ffprobe; a new
+/// recording works right after.
+#[test]
+fn recorder_killed_in_its_first_seconds_keeps_its_fragments() {
+    need_ffmpeg!();
+    let dir = TempDir::new("media-early-kill");
+    let rig = Rig::build_with(dir.path(), None, false, 60);
+    let started = rig.start(json!({"device": "virtual0"}));
+    let first = started["filename"].as_str().unwrap().to_string();
+    assert!(rig.segment(&first).is_file(), "the announced {first} is not the file being written");
+    std::thread::sleep(Duration::from_secs(3));
+    let pids = child_pids_with(&rig.rec.to_string_lossy());
+    assert_eq!(pids.len(), 1, "one recording ffmpeg expected, got {pids:?}");
+    crate::support::unsafe_kill(pids[0] as u32, 9);
+    let failed = rig.note("FAILED", Duration::from_secs(10));
+    assert!(failed["error"].as_str().unwrap().contains("signal 9"), "{failed}");
+    assert_eq!(names(&failed["files"]), [first.as_str()], "{failed}");
+    let path = rig.segment(&first);
+    assert!(decodes(&path), "{first} does not decode");
+    let played = probe_duration(&path).expect("ffprobe reads a duration");
+    assert!(played >= 2.0, "only {played:.2}s of {first} survived a kill 3 s in");
+    let ours = camera_service::files::meta::probe(&path).unwrap().duration_secs.unwrap();
+    assert!((ours - played).abs() < 0.15, "MP4 reader says {ours:.2}s, ffprobe {played:.2}s");
+
+    let again = rig.start(json!({"device": "virtual0", "duration": 1}));
+    let stopped = rig.note("STOPPED", Duration::from_secs(15));
+    assert_eq!(stopped["session_id"], again["session_id"]);
+    assert_eq!(names(&stopped["files"]), [again["filename"].as_str().unwrap().to_string()]);
+    assert!(decodes(&rig.segment(again["filename"].as_str().unwrap())));
+}
+
+/// A writer killed before its first fragment leaves a header without frames: it is removed, not reported.
+#[test]
+fn recorder_killed_before_its_first_fragment_leaves_no_file() {
+    need_ffmpeg!();
+    let dir = TempDir::new("media-instant-kill");
+    let rig = Rig::build_with(dir.path(), None, false, 60);
+    rig.start(json!({"device": "virtual0"}));
+    let pids = child_pids_with(&rig.rec.to_string_lossy());
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    crate::support::unsafe_kill(pids[0] as u32, 9);
+    let failed = rig.note("FAILED", Duration::from_secs(10));
+    for f in names(&failed["files"]) {
+        assert!(decodes(&rig.segment(&f)), "{f} is reported but does not play");
+    }
+    let left: Vec<_> = std::fs::read_dir(rig.rec.join("virtual0")).unwrap().flatten().map(|e| e.path()).collect();
+    assert_eq!(left.len(), names(&failed["files"]).len(), "unreported files left: {left:?}");
+}
+
+/// The name in the reply is the file written, every time: four timed 1 s recordings in a row, each reply's name is
+/// the one file of its session.
+#[test]
+fn reply_names_the_file_that_is_written() {
+    need_ffmpeg!();
+    let rig = Rig::new();
+    let mut replied = Vec::new();
+    for _ in 0..4 {
+        let started = rig.start(json!({"device": "virtual0", "duration": 1}));
+        let stopped = rig.note("STOPPED", Duration::from_secs(15));
+        assert_eq!(stopped["session_id"], started["session_id"]);
+        let name = started["filename"].as_str().unwrap().to_string();
+        assert_eq!(names(&stopped["files"]), [name.as_str()], "reply said {name}");
+        assert_eq!(stopped["filename"].as_str(), Some(name.as_str()));
+        replied.push(name);
+    }
+    let mut on_disk: Vec<String> = std::fs::read_dir(rig.rec.join("virtual0"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    on_disk.sort();
+    assert_eq!(on_disk, replied);
+}
+
+/// A stop and a new start within the same second must not reuse (and overwrite) the previous file's name.
+#[test]
+fn restart_within_a_second_never_overwrites_a_segment() {
+    need_ffmpeg!();
+    let rig = Rig::new();
+    let a = rig.start(json!({"device": "virtual0"}));
+    let stopped_a = rig.stop("virtual0");
+    let b = rig.start(json!({"device": "virtual0"}));
+    rig.wait_segments("virtual0", 1);
+    let stopped_b = rig.stop("virtual0");
+    assert_ne!(a["filename"], b["filename"]);
+    for f in names(&stopped_a["files"]).iter().chain(names(&stopped_b["files"]).iter()) {
+        assert!(decodes(&rig.segment(f)), "{f}");
+    }
+    assert!(names(&stopped_a["files"]).iter().all(|f| !names(&stopped_b["files"]).contains(f)));
+}
+
+/// ffmpeg that cannot record (here: an input it cannot open) fails the start with -1004 and its error, and no
+/// STARTED or FAILED notification follows.
+#[test]
+fn ffmpeg_that_cannot_start_fails_the_start_with_1004() {
+    need_ffmpeg!();
+    let rig = Rig::new();
+    let cfg = VirtualCameraConfig { name: "B".into(), width: 64, height: 48, fps: 5, pattern: "nosuchsource".into() };
+    rig.cameras.0.lock().insert("virtual1".into(), Arc::new(camera_service::camera::virtual_camera(1, &cfg)));
+    let err = rig.media.start_recording(&json!({"device": "virtual1"})).unwrap_err();
+    assert_eq!(err.code(), -1004, "{err}");
+    let reason = err.data().unwrap()["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains("ffmpeg could not record"), "{reason}");
+    assert!(rig.media.recording_of("virtual1").is_none());
+    assert!(rig.notes.recv_timeout(Duration::from_secs(1)).is_err(), "no notification for a start that failed");
+    // The camera is free again.
+    assert_eq!(rig.media.start_recording(&json!({"device": "virtual1"})).unwrap_err().code(), -1004);
+}
+
+/// A recordings folder nothing can be written to fails the start with -1004 (not STARTED, then FAILED).
+#[test]
+fn unwritable_recordings_folder_fails_the_start_with_1004() {
+    need_ffmpeg!();
+    let dir = TempDir::new("media-readonly");
+    let mnt = dir.path().join("mnt");
+    let cam_dir = mnt.join("recordings").join("virtual0");
+    std::fs::create_dir_all(&mnt).unwrap();
+    struct Unmount(Option<PathBuf>);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            if let Some(m) = &self.0 {
+                let _ = Command::new("umount").arg("-l").arg(m).status();
+            }
+        }
+    }
+    // Root writes anywhere a mode allows nothing: a read-only mount stops it; others are stopped by the mode.
+    let _guard = if crate::support::prereq::is_root() {
+        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"]).arg(&mnt).status();
+        assert!(ok.is_ok_and(|s| s.success()), "cannot mount a tmpfs on {}", mnt.display());
+        std::fs::create_dir_all(&cam_dir).unwrap();
+        let ro = Command::new("mount").args(["-o", "remount,ro"]).arg(&mnt).status();
+        assert!(ro.is_ok_and(|s| s.success()));
+        Unmount(Some(mnt.clone()))
+    } else {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(&cam_dir).unwrap();
+        std::fs::set_permissions(&cam_dir, std::fs::Permissions::from_mode(0o555)).unwrap();
+        Unmount(None)
+    };
+    let rig = Rig::build(&mnt, None, false);
+    let err = rig.media.start_recording(&json!({"device": "virtual0"})).unwrap_err();
+    assert_eq!(err.code(), -1004, "{err}");
+    let reason = err.data().unwrap()["reason"].as_str().unwrap().to_string();
+    assert!(reason.contains(&cam_dir.to_string_lossy().into_owned()), "{reason}");
+    assert!(rig.media.recording_of("virtual0").is_none());
+    assert!(rig.notes.recv_timeout(Duration::from_millis(500)).is_err(), "no notification for a start that failed");
+}
+
+/// Camera listings read the segment being written from the recorder's board, which follows rotation.
+#[test]
+fn board_names_the_segment_being_written() {
+    need_ffmpeg!();
+    let rig = Rig::new();
+    let started = rig.start(json!({"device": "virtual0"}));
+    assert_eq!(rig.media.recording_of("virtual0").unwrap().current_file, started["filename"].as_str().unwrap());
+    rig.wait_segments("virtual0", 3);
+    crate::support::wait_until("the board names the newest segment", Duration::from_secs(5), || {
+        let s = rig.media.recording_status(&json!({"device": "virtual0"})).unwrap();
+        let newest = names(&s["files"]).pop().unwrap();
+        rig.media.recording_of("virtual0").is_some_and(|v| v.current_file == newest)
+    });
+    assert_ne!(rig.media.recording_of("virtual0").unwrap().current_file, started["filename"].as_str().unwrap());
+    rig.stop("virtual0");
+}
+
 #[test]
 fn camera_removed_mid_recording_fails_the_session() {
     need_ffmpeg!();
@@ -588,10 +760,73 @@ fn daemon_snapshot_recording_and_sigterm() {
     let (code, took) = d.terminate();
     assert_eq!(code, Some(0), "{}", d.stderr());
     assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+    // The connection stayed open until the recording had ended and said so.
+    let stopped = op.wait_notification("recording_status_update", Duration::from_secs(2), |p| {
+        p["status"] == "STOPPED" && p["session_id"] == started["session_id"]
+    });
+    let stopped = stopped.expect("STOPPED notification before the connection closed");
+    assert!(!stopped["params"]["files"].as_array().unwrap().is_empty(), "{stopped}");
     let dir = d.path("recordings").join("virtual0");
     let files: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().flatten().map(|e| e.path()).collect();
     assert!(!files.is_empty());
     for f in files {
         assert!(decodes(&f), "{} is not playable after SIGTERM", f.display());
     }
+}
+
+/// Through the daemon: four timed 1 s recordings in a row; every name in the replies and STARTED notifications is
+/// a name `list_recordings` shows.
+#[test]
+fn daemon_reply_names_are_listed() {
+    need_ffmpeg!();
+    let d = crate::support::Daemon::builder().yaml(VIRTUAL_YAML).start();
+    let mut op = d.client_as("operator");
+    let mut replied = Vec::new();
+    for _ in 0..4 {
+        let started = op.ok("start_recording", json!({"device": "virtual0", "duration": 1}));
+        let id = started["session_id"].clone();
+        let note = op.wait_notification("recording_status_update", Duration::from_secs(10), |p| {
+            p["status"] == "STARTED" && p["session_id"] == id
+        });
+        assert_eq!(note.expect("STARTED")["params"]["filename"], started["filename"]);
+        let stopped = op.wait_notification("recording_status_update", Duration::from_secs(15), |p| {
+            p["status"] == "STOPPED" && p["session_id"] == id
+        });
+        assert!(stopped.is_some(), "timed recording {id} did not stop");
+        replied.push(started["filename"].as_str().unwrap().to_string());
+    }
+    let listed = op.ok("list_recordings", json!({}));
+    let listed: Vec<&str> =
+        listed["files"].as_array().unwrap().iter().map(|f| f["filename"].as_str().unwrap()).collect();
+    for name in &replied {
+        assert!(listed.contains(&name.as_str()), "{name} from a reply is not listed: {listed:?}");
+    }
+    assert_eq!(listed.len(), 4, "{listed:?}");
+}
+
+/// SIGKILL of the daemon (its ffmpeg dies with it, as in a power loss): every fragment closed before the kill plays.
+#[test]
+fn daemon_killed_mid_recording_leaves_playable_fragments() {
+    need_ffmpeg!();
+    let yaml = "camera:\n  virtual:\n  - {name: T, width: 320, height: 240, fps: 10, pattern: testsrc2}\n\
+                recording:\n  segment_duration: 60\n";
+    let d = crate::support::Daemon::builder().yaml(yaml).start();
+    let mut op = d.client_as("operator");
+    let started = op.ok("start_recording", json!({"device": "virtual0"}));
+    let path = d.path("recordings").join("virtual0").join(started["filename"].as_str().unwrap());
+    assert!(path.is_file(), "{} was announced but does not exist", path.display());
+    std::thread::sleep(Duration::from_secs(3));
+    let ffmpeg = crate::support::mediamtx::children_of(d.child.id());
+    assert!(!ffmpeg.is_empty(), "no recording ffmpeg under the daemon");
+    crate::support::unsafe_kill(d.child.id(), 9);
+    crate::support::wait_until("ffmpeg dies with the daemon", Duration::from_secs(5), || {
+        // Gone, or a zombie waiting for whoever adopted it.
+        ffmpeg.iter().all(|p| {
+            let stat = std::fs::read_to_string(format!("/proc/{p}/stat")).unwrap_or_default();
+            stat.rsplit(')').next().and_then(|rest| rest.split_whitespace().next()).is_none_or(|st| st == "Z")
+        })
+    });
+    assert!(decodes(&path), "{} does not play after SIGKILL", path.display());
+    let played = probe_duration(&path).unwrap_or(0.0);
+    assert!(played >= 2.0, "only {played:.2}s survived");
 }

@@ -153,7 +153,8 @@ fn assert_only_valid_calls(fake: &FakeMediaMtx) {
 
 const EXPECTED_CMD: &str = "ffmpeg -hide_banner -loglevel error -nostdin -f v4l2 -i /dev/video0 -c:v libx264 \
     -profile:v baseline -level 3.0 -pix_fmt yuv420p -preset ultrafast -tune zerolatency -b:v 600k -g 30 -bf 0 \
-    -f rtsp -rtsp_transport tcp rtsp://127.0.0.1:8554/camera0";
+    -f rtsp -rtsp_transport tcp rtsp://127.0.0.1:8554/camera0 -map 0:v -an -vf fps=2 -c:v mjpeg -q:v 6 -f tee \
+    '[f=image2:update=1:atomic_writing=1:onfail=ignore]/opt/camera-service/snapshots/.live/camera0.jpg|[f=null]-'";
 
 #[test]
 fn path_added_on_plug_and_deleted_on_unplug() {

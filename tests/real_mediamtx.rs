@@ -255,7 +255,8 @@ fn virtual_camera_streams_over_rtsp_hls_webrtc_and_snapshots() {
     check_hls(streams["hls"].as_str().unwrap());
     check_whep(streams["webrtc"].as_str().unwrap());
 
-    // Ready path: the daemon sees it ready (its runtime cache), then snapshots come from the warm reader.
+    // Ready path: the daemon sees it ready (its runtime cache), then snapshots come from the frame our publisher
+    // keeps (copied for the default quality, re-encoded for another quality or PNG).
     wait_until("daemon sees virtual0 ready", WAIT, || {
         op.ok("get_streams", Value::Null)
             .as_array()
@@ -263,13 +264,31 @@ fn virtual_camera_streams_over_rtsp_hls_webrtc_and_snapshots() {
             .iter()
             .any(|s| s["name"] == "virtual0" && s["ready"] == true)
     });
-    for _ in 0..2 {
-        let snap = op.ok("take_snapshot", json!({"device": "virtual0"}));
+    let live = rig.daemon.path("snapshots").join(".live");
+    wait_until("the publisher keeps a live frame", WAIT, || live.join("virtual0.jpg").is_file());
+    for (params, codec) in [
+        (json!({"device": "virtual0"}), "mjpeg,320,240"),
+        (json!({"device": "virtual0"}), "mjpeg,320,240"),
+        (json!({"device": "virtual0", "quality": 40}), "mjpeg,320,240"),
+        (json!({"device": "virtual0", "format": "png"}), "png,320,240"),
+    ] {
+        let snap = op.ok("take_snapshot", params);
         assert_eq!(snap["status"], "completed", "{snap}");
-        assert_eq!((snap["tier_used"].clone(), snap["capture_method"].clone()), (json!(1), json!("rtsp_warm_reader")));
+        assert_eq!((snap["tier_used"].clone(), snap["capture_method"].clone()), (json!(1), json!("publisher_frame")));
         let file = rig.daemon.path("snapshots").join(snap["filename"].as_str().unwrap());
-        assert_eq!(probe(file.to_str().unwrap()), "mjpeg,320,240");
+        assert_eq!(probe(file.to_str().unwrap()), codec);
     }
+    assert!(
+        op.ok("list_snapshots", json!({}))["files"].as_array().unwrap().iter().all(|f| f["filename"] != "virtual0.jpg"),
+        "the live frame is not a snapshot"
+    );
+
+    // The live frame cannot be written any more: the stream goes on, snapshots come from the warm reader.
+    std::fs::remove_dir_all(&live).unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    let snap = op.ok("take_snapshot", json!({"device": "virtual0"}));
+    assert_eq!((snap["tier_used"].clone(), snap["capture_method"].clone()), (json!(1), json!("rtsp_warm_reader")));
+    assert_eq!(probe(streams["rtsp"].as_str().unwrap()), "h264,320,240", "the stream still plays");
 }
 
 /// A shimmed USB camera: plugging creates its path, the first reader starts the V4L2 publisher, MediaMTX's

@@ -8,6 +8,7 @@ mod architecture;
 mod cameras;
 mod config;
 mod contract;
+mod cross;
 mod docs;
 mod events;
 mod external_cameras;

@@ -110,7 +110,9 @@ fn select(files: &[Candidate], rules: &Rules, now: SystemTime) -> Vec<(usize, &'
     if let Some(max) = rules.snapshots_max_count {
         let kept: Vec<usize> =
             (0..files.len()).filter(|&i| doomed[i].is_none() && files[i].kind == FileKind::Snapshot).collect();
-        for &i in kept.iter().take(kept.len().saturating_sub(max as usize)) {
+        // A count above usize::MAX (possible on 32-bit targets) keeps everything; `as` would wrap it to a small one.
+        let max = usize::try_from(max).unwrap_or(usize::MAX);
+        for &i in kept.iter().take(kept.len().saturating_sub(max)) {
             doomed[i] = Some("count");
         }
     }
@@ -218,6 +220,16 @@ mod tests {
         assert_eq!(select(&files, &size, now), vec![(0, "size"), (3, "size")]);
         let both = Rules { max_bytes: Some((220, true)), ..Rules::default() };
         assert_eq!(select(&files, &both, now), vec![(0, "size"), (1, "size")]);
+        // Counts and sizes above 32 bits: nothing to delete. (On 32-bit targets a count cast with `as usize`
+        // wraps: 2^32 + 1 would become 1 and delete all snapshots but one; a size budget kept in usize would wrap
+        // the same way.)
+        let huge =
+            Rules { snapshots_max_count: Some((1 << 32) + 1), max_bytes: Some((5 << 30, true)), ..Rules::default() };
+        assert_eq!(select(&files, &huge, now), vec![]);
+        let big = |name, gib: u64| cand(FileKind::Recording, name, 1, gib << 30, now);
+        let large = [big("a", 3), big("b", 3)];
+        let budget = Rules { max_bytes: Some((5 << 30, false)), ..Rules::default() };
+        assert_eq!(select(&large, &budget, now), vec![(0, "size")], "6 GiB over a 5 GiB budget");
     }
 
     #[test]

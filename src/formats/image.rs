@@ -10,6 +10,12 @@ pub const HEADER_PREFIX: u64 = 256 * 1024;
 
 const PNG_SIGNATURE: &[u8; 8] = b"\x89PNG\r\n\x1a\n";
 
+/// API quality 1–100 (100 best) → ffmpeg MJPEG `-q:v` 31–2 (2 best).
+pub fn qscale(quality: u8) -> u8 {
+    let q = 31.0 - (f64::from(quality.clamp(1, 100)) - 1.0) * 29.0 / 99.0;
+    q.round().clamp(2.0, 31.0) as u8
+}
+
 /// `(width, height)` of the image `reader` yields, from at most [`HEADER_PREFIX`] bytes.
 pub fn read_dimensions<R: Read>(reader: R) -> io::Result<(u32, u32)> {
     let mut head = Vec::with_capacity(16 * 1024);

@@ -119,8 +119,11 @@ pub(crate) struct SessionInfo {
     pub session_id: String,
     pub device: String,
     pub path_name: String,
-    /// Expected first segment name, announced at start.
+    /// First segment name, announced at start.
     pub filename: String,
+    /// The segment being written, as of the recorder's last look (every half second): camera listings read it
+    /// here instead of listing the folder.
+    pub current_file: String,
     pub start: SystemTime,
     pub duration: Option<u64>,
     pub format: String,
@@ -167,17 +170,22 @@ impl Recordings {
     pub fn active_files(&self) -> HashSet<String> {
         let infos: Vec<SessionInfo> = self.sessions.read().values().cloned().collect();
         let mut out: HashSet<String> = infos.iter().flat_map(|s| s.files()).map(|(name, _)| name).collect();
-        // The announced name too: the first segment may not exist yet.
-        out.extend(infos.into_iter().map(|s| s.filename));
+        // The announced names too: the first segment may not exist yet.
+        out.extend(infos.into_iter().flat_map(|s| [s.filename, s.current_file]));
         out
     }
 }
 
 impl RecordingLookup for Recordings {
     fn recording_of(&self, device: &str) -> Option<RecordingView> {
-        let info = self.sessions.read().get(device).cloned()?;
-        let current_file = info.files().pop().map(|(name, _)| name).unwrap_or_else(|| info.filename.clone());
-        Some(RecordingView { session_id: info.session_id, current_file, start_time: info.start })
+        // No I/O here: camera listings call this on the WebSocket workers.
+        let sessions = self.sessions.read();
+        let info = sessions.get(device)?;
+        Some(RecordingView {
+            session_id: info.session_id.clone(),
+            current_file: info.current_file.clone(),
+            start_time: info.start,
+        })
     }
 }
 
@@ -251,6 +259,15 @@ impl Media {
         let camera = self.shared.cameras.get(device)?;
         let info = self.shared.sessions.read().get(&camera.device).cloned();
         Ok(info.map(|s| recorder::status_json(&s)).unwrap_or(Value::Null))
+    }
+
+    /// Daemon shutdown, before connections close: finalise every recording (each sends its STOPPED notification)
+    /// and refuse new ones. Waits at most `within`.
+    pub fn finish_recordings(&self, within: Duration) {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        if self.shared.commands.send(recorder::Command::Finish { reply: tx }).is_ok() {
+            let _ = rx.recv_timeout(within);
+        }
     }
 
     /// The recorder's published sessions.

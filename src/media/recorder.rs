@@ -16,13 +16,12 @@ use serde_json::Value;
 use super::process::{self, Ffmpeg};
 use super::session::{self, Backend, Ending, Reply, Session};
 use super::{segments, snapshot, RecorderWiring, SessionInfo, Shared};
-use crate::camera::{CameraEvent, CameraStatus};
+use crate::camera::{Camera, CameraEvent, CameraStatus};
 use crate::error::{Error, Result};
 use crate::process::heartbeat::Heartbeat;
 use crate::process::status::{Components, State};
 use crate::process::{Shutdown, Supervisor};
 use crate::rpc::notify::{Hub, Notification};
-use crate::util::timefmt;
 
 pub use session::{status_json, StartRequest};
 
@@ -37,6 +36,11 @@ const MTX_EVERY_TICKS: u32 = 4;
 /// clock when the first part is written (`recordPartDuration` after the first key frame), so only the file tells
 /// the real name; past this wait the name predicted at the request is announced.
 const FIRST_SEGMENT_WAIT: Duration = Duration::from_secs(5);
+/// How long a direct start waits for ffmpeg to open its first segment (it does so once the first frame is encoded:
+/// a V4L2 camera may take a few seconds to deliver it). ffmpeg names the file from its own clock at that moment,
+/// so the reply waits for the file; an ffmpeg that exits before opening it fails the start (-1004). Past this wait
+/// the name predicted at the request is announced.
+const DIRECT_FIRST_FILE_WAIT: Duration = Duration::from_secs(10);
 /// Keep-alive reader restarts before the session fails.
 const MAX_KEEPALIVE_RESTARTS: u32 = 3;
 /// Direct ffmpeg ends a timed recording itself (`-t`); the timer is a safety net this much later.
@@ -56,12 +60,18 @@ pub enum Command {
         device: String,
         reply: Reply,
     },
-    /// A MediaMTX start finished its preparation (keep-alive reader running and path ready, or an error), with
-    /// the name of the recorder's first segment once it appeared.
+    /// A start finished its preparation, with the name of the first segment once it appeared. The process is the
+    /// recording ffmpeg (direct mode: it has opened its output) or the keep-alive reader (MediaMTX mode: the path is
+    /// ready and MediaMTX records it).
     Prepared {
         session_id: String,
         result: Result<Ffmpeg>,
         first_file: Option<String>,
+    },
+    /// Daemon shutdown, before connections close: finalise every recording, publish its STOPPED notification, refuse
+    /// new ones; reply when done.
+    Finish {
+        reply: Sender<()>,
     },
 }
 
@@ -90,6 +100,7 @@ pub fn spawn(
         sessions: HashMap::new(),
         ticks: 0,
         beat,
+        closing: false,
     };
     let events = wiring.camera_events;
     supervisor.spawn("recorder", move || {
@@ -107,6 +118,8 @@ struct Recorder {
     sessions: HashMap<String, Session>,
     ticks: u32,
     beat: Heartbeat,
+    /// Set by [`Command::Finish`]: recordings are finalised and no new one starts.
+    closing: bool,
 }
 
 impl Recorder {
@@ -141,12 +154,7 @@ impl Recorder {
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Start { req, reply } => match self.begin(req) {
-                Ok(Begin::Now(session)) => {
-                    let values = session::started_json(&session.info);
-                    self.insert(session);
-                    let _ = reply.send(Ok(values));
-                }
-                Ok(Begin::Later(mut session)) => {
+                Ok(mut session) => {
                     session.starting = Some(reply);
                     self.insert(session);
                 }
@@ -156,13 +164,21 @@ impl Recorder {
             },
             Command::Stop { device, reply } => self.stop_request(&device, reply),
             Command::Prepared { session_id, result, first_file } => self.prepared(&session_id, result, first_file),
+            Command::Finish { reply } => {
+                self.closing = true;
+                self.finish_all();
+                let _ = reply.send(());
+            }
         }
     }
 
-    /// Checks in the Python order (-1006, -1010, -1003), then start the backend.
-    fn begin(&mut self, req: StartRequest) -> Result<Begin> {
+    /// Checks in the Python order (-1006, -1010, -1003), then start the backend; the reply follows once it runs.
+    fn begin(&mut self, req: StartRequest) -> Result<Session> {
         let shared = self.shared.clone();
         let cfg = &shared.config;
+        if self.closing {
+            return Err(Error::internal("shutting down"));
+        }
         let camera = shared.cameras.get(&req.device)?;
         if let Some(s) = self.sessions.get(&camera.device) {
             return Err(Error::CameraRecording(format!("{} session {}", camera.device, s.info.session_id)));
@@ -171,19 +187,23 @@ impl Recorder {
             return Err(Error::CameraNotFound(format!("{} is {}", camera.device, camera.status.as_str())));
         }
         let dir = segments::session_dir(cfg, &camera.path_name);
+        // A folder nothing can be written to fails the start (-1004), rather than a STARTED followed by a FAILED.
         crate::util::fs::create_shared_dir(&dir)
-            .map_err(|e| Error::internal(format!("recordings dir {}: {e}", dir.display())))?;
+            .and_then(|()| crate::util::fs::check_writable(&dir))
+            .map_err(|e| Error::Stream(format!("cannot write recordings to {}: {e}", dir.display())))?;
         snapshot::storage_guard(&dir, (shared.thresholds)())?;
         let direct = camera.is_virtual || !shared.mediamtx.enabled();
         if !direct && !shared.mediamtx.available() {
             return Err(Error::MediaMtx("MediaMTX is unreachable".into()));
         }
         let start = SystemTime::now();
+        let filename = segments::segment_name(&camera.path_name, start);
         let info = SessionInfo {
             session_id: crate::util::ids::uuid_v4(),
             device: camera.device.clone(),
             path_name: camera.path_name.clone(),
-            filename: format!("{}_{}.mp4", camera.path_name, timefmt::file_stamp(start)),
+            current_file: filename.clone(),
+            filename,
             start,
             duration: req.duration,
             format: req.format,
@@ -202,36 +222,27 @@ impl Recorder {
             info,
         };
         if direct {
-            let args = segments::direct_args(cfg, &session.camera, &session.info.dir, req.duration);
-            let label = format!("record {}", session.info.path_name);
-            // TZ=UTC: the segment muxer's strftime names must be UTC like every other time stamp.
-            let mut p = Ffmpeg::spawn(&label, &args, &[("TZ", "UTC")])
-                .map_err(|e| Error::Stream(format!("cannot start ffmpeg: {e}")))?;
-            if let Some(st) = p.try_wait() {
-                return Err(Error::Stream(format!("ffmpeg exited at once ({})", process::describe(st))));
-            }
-            session.deadline = req.duration.and_then(|d| deadline(started, d)?.checked_add(DIRECT_TIMER_SLACK));
-            session.backend = Backend::Direct(p);
-            log::info!(
-                "recording {} started (session {}, direct ffmpeg)",
-                session.info.device,
-                session.info.session_id
-            );
-            return Ok(Begin::Now(session));
+            session.backend = Backend::DirectStarting;
         }
-        self.prepare_mtx(&session);
-        Ok(Begin::Later(session))
+        self.prepare(&session);
+        Ok(session)
     }
 
-    /// MediaMTX start (HTTP round-trips and a readiness wait) runs on a short-lived thread so the recorder keeps
-    /// answering; the result comes back as [`Command::Prepared`], also when the preparation panics (the session then
-    /// fails instead of waiting forever).
-    fn prepare_mtx(&self, session: &Session) {
+    /// The start of the writer runs on a short-lived thread so the recorder keeps answering: direct mode spawns
+    /// ffmpeg and waits until it has opened its first segment (or failed to); MediaMTX mode makes HTTP round-trips and
+    /// waits for stream readiness and the recorder's first segment. The result comes back as [`Command::Prepared`],
+    /// also when the preparation panics (the session then fails instead of waiting forever).
+    fn prepare(&self, session: &Session) {
         let (shared, tx, info) = (self.shared.clone(), self.tx.clone(), session.info.clone());
+        let camera = session.camera.clone();
+        let direct = matches!(session.backend, Backend::DirectStarting);
         let (id, path) = (session.info.session_id.clone(), session.info.path_name.clone());
         let spawned = std::thread::Builder::new().name("recording-start".into()).spawn(move || {
             let prepared = crate::process::guarded("recording-start", || {
-                let result = prepare(&shared, &path);
+                if direct {
+                    return start_direct(&shared, &camera, &info);
+                }
+                let result = prepare_mtx(&shared, &path);
                 let first_file = result.as_ref().ok().and_then(|_| first_segment(&info, FIRST_SEGMENT_WAIT));
                 (result, first_file)
             });
@@ -240,8 +251,10 @@ impl Recorder {
             if let Err(crossbeam_channel::SendError(Command::Prepared { result: Ok(_), .. })) =
                 tx.send(Command::Prepared { session_id: id, result, first_file })
             {
-                // The recorder is gone (shutdown): undo; the keep-alive was dropped (killed) with the message.
-                let _ = shared.mediamtx.set_record(&path, false);
+                // The recorder is gone (shutdown): undo; the process was dropped (killed) with the message.
+                if !direct {
+                    let _ = shared.mediamtx.set_record(&path, false);
+                }
             }
         });
         if let Err(e) = spawned {
@@ -274,20 +287,33 @@ impl Recorder {
         let s = self.sessions.get_mut(&device).expect("session present");
         let reply = s.starting.take();
         match result {
-            Ok(keepalive) => {
+            Ok(process) => {
                 match first_file {
                     Some(name) => {
+                        s.info.current_file = name.clone();
                         s.info.filename = name;
                         self.shared.sessions.write().insert(device.clone(), s.info.clone());
                     }
                     None => log::warn!("recording {device}: no segment file yet; announcing {}", s.info.filename),
                 }
-                s.started = Instant::now();
-                s.deadline = s.info.duration.and_then(|d| deadline(s.started, d));
-                if let Backend::Mtx { keepalive: k, .. } = &mut s.backend {
-                    *k = Some(keepalive);
-                }
-                log::info!("recording {} started (session {}, MediaMTX recorder)", device, session_id);
+                // The timer runs from now (the writer is running); a direct session's `started` stays at the request
+                // (ffmpeg was spawned then), so the reported duration covers its start-up as before.
+                let now = Instant::now();
+                s.deadline = s.info.duration.and_then(|d| deadline(now, d));
+                let mode = match &mut s.backend {
+                    Backend::Mtx { keepalive, .. } => {
+                        s.started = now;
+                        *keepalive = Some(process);
+                        "MediaMTX recorder"
+                    }
+                    Backend::DirectStarting | Backend::Direct(_) => {
+                        s.backend = Backend::Direct(process);
+                        // ffmpeg ends a timed recording itself (`-t`); the timer is a safety net.
+                        s.deadline = s.deadline.and_then(|d| d.checked_add(DIRECT_TIMER_SLACK));
+                        "direct ffmpeg"
+                    }
+                };
+                log::info!("recording {device} started (session {session_id}, {mode})");
                 if let Some(r) = reply {
                     let _ = r.send(Ok(session::started_json(&s.info)));
                 }
@@ -420,21 +446,46 @@ impl Recorder {
         for (device, ending) in endings {
             self.end(&device, ending);
         }
+        self.publish_current_files();
     }
 
-    /// Finalise every recording within the shutdown budget: SIGINT all at once, wait, SIGKILL the rest.
-    fn shutdown_all(&mut self, rx: &Receiver<Command>) {
+    /// Publish each session's newest segment on the board, so camera listings (answered inline on the WebSocket
+    /// workers) name the file being written without touching the disk.
+    fn publish_current_files(&mut self) {
+        for (device, s) in self.sessions.iter_mut().filter(|(_, s)| s.starting.is_none()) {
+            let Some((newest, _)) = s.info.files().pop() else { continue };
+            if newest != s.info.current_file {
+                s.info.current_file = newest;
+                self.shared.sessions.write().insert(device.clone(), s.info.clone());
+            }
+        }
+    }
+
+    /// Finalise every recording within the shutdown budget: SIGINT all at once, wait, SIGKILL the rest; each ends with
+    /// its STOPPED notification. Starts still being prepared are refused (their client never saw STARTED).
+    fn finish_all(&mut self) {
         let shared = self.shared.clone();
-        for s in self.sessions.values_mut() {
+        let mut unstarted = Vec::new();
+        for (device, s) in self.sessions.iter_mut() {
             match &mut s.backend {
                 Backend::Direct(p) => p.signal(libc::SIGINT),
                 Backend::Mtx { .. } => {
                     let _ = shared.mediamtx.set_record(&s.info.path_name, false);
                 }
+                Backend::DirectStarting => {}
             }
             if let Some(r) = s.starting.take() {
                 let _ = r.send(Err(Error::internal("shutting down")));
+                for r in s.pending_stops.drain(..) {
+                    let _ = r.send(Err(not_recording(device)));
+                }
+                unstarted.push(device.clone());
             }
+        }
+        for device in unstarted {
+            // The preparing thread's process is dropped (killed) with its message once the recorder is gone.
+            self.sessions.remove(&device);
+            self.shared.sessions.write().remove(&device);
         }
         let until = Instant::now() + SHUTDOWN_GRACE;
         for s in self.sessions.values_mut() {
@@ -449,23 +500,24 @@ impl Recorder {
         for device in devices {
             self.end(&device, Ending::Shutdown);
         }
+        self.report();
+    }
+
+    fn shutdown_all(&mut self, rx: &Receiver<Command>) {
+        self.finish_all();
         while let Ok(cmd) = rx.try_recv() {
             match cmd {
                 Command::Start { reply, .. } | Command::Stop { reply, .. } => {
                     let _ = reply.send(Err(Error::internal("shutting down")));
+                }
+                Command::Finish { reply } => {
+                    let _ = reply.send(());
                 }
                 Command::Prepared { .. } => {}
             }
         }
         self.components.set("recorder", State::Stopped, "stopped");
     }
-}
-
-enum Begin {
-    /// Committed: reply now.
-    Now(Session),
-    /// MediaMTX preparation running; reply on [`Command::Prepared`].
-    Later(Session),
 }
 
 /// The auto-stop instant `secs` after `start`; None (until stopped) when that is beyond what `Instant` can hold —
@@ -478,8 +530,49 @@ fn not_recording(device: &str) -> Error {
     Error::MediaMtx(format!("{device} is not recording"))
 }
 
+/// Direct start: our ffmpeg, and the name of the first segment it opened. ffmpeg names that file from its own clock
+/// when the first frame is encoded, so only the file tells the real name. An ffmpeg that exits before opening its
+/// output (an unwritable folder, a device that cannot be opened) fails the start with its last error line.
+fn start_direct(shared: &Shared, camera: &Camera, info: &SessionInfo) -> (Result<Ffmpeg>, Option<String>) {
+    // A new segment named like one already in the folder would overwrite it (a stop and a start within the same
+    // second): wait for the next second first (at most one).
+    let until = Instant::now() + Duration::from_millis(1100);
+    while info.preexisting.contains(&segments::segment_name(&info.path_name, SystemTime::now()))
+        && Instant::now() < until
+    {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let args = segments::direct_args(&shared.config, camera, &info.dir, info.duration);
+    let label = format!("record {}", info.path_name);
+    // TZ=UTC: the segment muxer's strftime names must be UTC like every other time stamp.
+    let mut p = match Ffmpeg::spawn(&label, &args, &[("TZ", "UTC")]) {
+        Ok(p) => p,
+        Err(e) => return (Err(Error::Stream(format!("cannot start ffmpeg: {e}"))), None),
+    };
+    let first = |info: &SessionInfo| info.files().into_iter().next().map(|(name, _)| name);
+    let deadline = Instant::now() + DIRECT_FIRST_FILE_WAIT;
+    loop {
+        if let Some(name) = first(info) {
+            return (Ok(p), Some(name));
+        }
+        if let Some(st) = p.try_wait() {
+            // It may have written its file just before it ended (a very short timed recording).
+            if let Some(name) = first(info) {
+                return (Ok(p), Some(name));
+            }
+            let tail = p.stderr_tail();
+            let last = tail.lines().last().unwrap_or("no output");
+            return (Err(Error::Stream(format!("ffmpeg could not record ({}): {last}", process::describe(st)))), None);
+        }
+        if Instant::now() >= deadline {
+            return (Ok(p), None);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// MediaMTX start: path with our config, recorder on, keep-alive reader, wait for the publisher.
-fn prepare(shared: &Shared, path: &str) -> Result<Ffmpeg> {
+fn prepare_mtx(shared: &Shared, path: &str) -> Result<Ffmpeg> {
     let mtx = &shared.mediamtx;
     mtx.ensure_path(path)?;
     mtx.set_record(path, true)?;
@@ -516,6 +609,7 @@ fn first_segment(info: &SessionInfo, within: Duration) -> Option<String> {
 fn check_backend(shared: &Shared, s: &mut Session, check_mtx: bool) -> Option<Ending> {
     let timed = s.info.duration.is_some();
     match &mut s.backend {
+        Backend::DirectStarting => None,
         Backend::Direct(p) => {
             let st = p.try_wait()?;
             if st.success() && timed {

@@ -50,24 +50,30 @@ pub fn session_files(dir: &Path, path_name: &str, preexisting: &HashSet<String>)
     v
 }
 
-/// Whether an MP4 file has its `moov` box (a fragmented MP4 whose writer died before its first fragment is just an
-/// `ftyp`: no frames, not playable).
-pub fn has_moov(path: &Path) -> bool {
-    let file = std::fs::File::open(path).map(std::io::BufReader::new);
-    file.and_then(|f| crate::formats::mp4::find_top_level(f, b"moov")).is_ok_and(|found| found.is_some())
+/// Whether a recording file holds any decodable video: an MP4 header (`moov`) and at least one sample after it
+/// (in `moov` itself or in a fragment). A fragmented MP4 whose writer died before its first fragment is only an
+/// `ftyp` and `moov`: no frames, not playable.
+pub fn has_video(path: &Path) -> bool {
+    crate::files::meta::probe(path).is_ok_and(|m| m.duration_secs.is_some_and(|d| d > 0.0))
 }
 
 /// Remove the session's segments that hold no frames (cut off before their first fragment), so no unplayable
-/// file is left behind or reported. Returns the names removed.
+/// file is left behind or reported. Every file with any decodable video is kept. Returns the names removed.
 pub fn prune_frameless(dir: &Path, path_name: &str, preexisting: &HashSet<String>) -> Vec<String> {
     let mut removed = Vec::new();
     for (name, _) in session_files(dir, path_name, preexisting) {
         let p = dir.join(&name);
-        if !has_moov(&p) && std::fs::remove_file(&p).is_ok() {
+        if !has_video(&p) && std::fs::remove_file(&p).is_ok() {
             removed.push(name);
         }
     }
     removed
+}
+
+/// The name the next segment would get if it started at `t` (ffmpeg's strftime pattern and MediaMTX's `recordPath`
+/// both name a segment after its first second, in UTC).
+pub fn segment_name(path_name: &str, t: std::time::SystemTime) -> String {
+    format!("{path_name}_{}.mp4", crate::util::timefmt::file_stamp(t))
 }
 
 fn s(v: &[&str]) -> Vec<String> {
@@ -117,9 +123,14 @@ fn rtsp_source_input(ext: &crate::camera::model::ExternalSource) -> Vec<String> 
 /// Longest `-t` handed to ffmpeg (about 100 years).
 const MAX_FFMPEG_SECONDS: u64 = 100 * 365 * 86_400;
 
-/// The complete direct-mode recording command: H.264 into the segment muxer with fragmented MP4, so a segment cut
-/// off by SIGKILL or a crash stays playable up to its last fragment. `-t` sits before the output (docs/migration.md
-/// D23).
+/// Fragments of at most this long (microseconds): a crash of the writer loses at most about this much video.
+pub const FRAGMENT_MICROS: u32 = 1_000_000;
+
+/// The complete direct-mode recording command: H.264 into the segment muxer with fragmented MP4 (a fragment per key
+/// frame, one per second, and at most [`FRAGMENT_MICROS`] long), every packet flushed to the file as it is written.
+/// A segment cut off by SIGKILL, a power loss or a full disk therefore stays playable up to its last fragment, and a
+/// recording killed in its first seconds still keeps its first fragments (without the flush the muxer's 32 KiB
+/// buffer held them). `-t` sits before the output so it limits the recording, not the input (docs/migration.md D23).
 pub fn direct_args(config: &Config, camera: &Camera, dir: &Path, duration: Option<u64>) -> Vec<String> {
     // A rate not known (an IP camera whose stream does not say) counts as 30 for the key-frame interval.
     let fps = camera.virtual_source.as_ref().map(|v| v.fps).unwrap_or(camera.fps);
@@ -135,7 +146,9 @@ pub fn direct_args(config: &Config, camera: &Camera, dir: &Path, duration: Optio
     a.extend(s(&["-g", &fps.to_string(), "-keyint_min", &fps.to_string(), "-sc_threshold", "0"]));
     a.extend(s(&["-f", "segment", "-segment_time", &config.segment_seconds().max(1).to_string()]));
     a.extend(s(&["-segment_format", "mp4"]));
-    a.extend(s(&["-segment_format_options", "movflags=+frag_keyframe+empty_moov+default_base_moof"]));
+    let options =
+        format!("movflags=+frag_keyframe+empty_moov+default_base_moof:frag_duration={FRAGMENT_MICROS}:flush_packets=1");
+    a.extend(s(&["-segment_format_options", &options]));
     a.extend(s(&["-reset_timestamps", "1", "-strftime", "1"]));
     let pattern = dir.join(format!("{}_%Y-%m-%d_%H-%M-%S.mp4", camera.path_name));
     a.push(pattern.to_string_lossy().into_owned());
@@ -195,14 +208,28 @@ mod tests {
         let files = session_files(&dir, "virtual0", &pre);
         assert_eq!(files, vec![("virtual0_2025-01-01_00-00-04.mp4".to_string(), 4)]);
         std::fs::write(dir.join("virtual0_2025-01-01_00-00-06.mp4"), b"\0\0\0\x08ftyp").unwrap();
-        let mut ok = b"\0\0\0\x08ftyp\0\0\0\x08moov".to_vec();
-        ok.extend_from_slice(b"trailing");
-        std::fs::write(dir.join("virtual0_2025-01-01_00-00-08.mp4"), ok).unwrap();
+        // A header without a single sample (the writer died before its first fragment), and one with 2.5 s.
+        let movie = |duration: u32| {
+            let mut mvhd = vec![0u8; 20];
+            mvhd[12..16].copy_from_slice(&1000u32.to_be_bytes());
+            mvhd[16..20].copy_from_slice(&duration.to_be_bytes());
+            let mut f = b"\0\0\0\x08ftyp\0\0\0\x24moov\0\0\0\x1cmvhd".to_vec();
+            f.extend_from_slice(&mvhd);
+            f
+        };
+        std::fs::write(dir.join("virtual0_2025-01-01_00-00-08.mp4"), movie(0)).unwrap();
+        std::fs::write(dir.join("virtual0_2025-01-01_00-00-10.mp4"), movie(2500)).unwrap();
         assert_eq!(
             prune_frameless(&dir, "virtual0", &pre),
-            ["virtual0_2025-01-01_00-00-04.mp4", "virtual0_2025-01-01_00-00-06.mp4"]
+            [
+                "virtual0_2025-01-01_00-00-04.mp4",
+                "virtual0_2025-01-01_00-00-06.mp4",
+                "virtual0_2025-01-01_00-00-08.mp4"
+            ]
         );
-        assert_eq!(session_files(&dir, "virtual0", &pre).len(), 1);
+        let kept: Vec<String> = session_files(&dir, "virtual0", &pre).into_iter().map(|f| f.0).collect();
+        assert_eq!(kept, ["virtual0_2025-01-01_00-00-10.mp4"]);
+        assert_eq!(segment_name("virtual0", std::time::UNIX_EPOCH), "virtual0_1970-01-01_00-00-00.mp4");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -74,6 +74,9 @@ impl StartRequest {
 pub enum Backend {
     /// Our own ffmpeg with the segment muxer (virtual cameras, or MediaMTX disabled).
     Direct(Ffmpeg),
+    /// Direct mode while the start is prepared: the ffmpeg belongs to the preparing thread until it has opened its
+    /// first segment.
+    DirectStarting,
     /// MediaMTX's recorder; `keepalive` reads the path so the on-demand publisher stays up.
     Mtx { keepalive: Option<Ffmpeg>, restarts: u32, restart_at: Option<Instant>, not_ready_since: Option<Instant> },
 }
@@ -111,6 +114,7 @@ impl Session {
                 let (status, killed) = p.stop(grace, kill_wait);
                 (killed || status.is_none()).then(|| "recording process had to be killed".to_string())
             }
+            Backend::DirectStarting => None,
             Backend::Mtx { keepalive, .. } => {
                 // record:false first: MediaMTX closes the segment; then the reader may go.
                 let note = mtx.set_record(&self.info.path_name, false).err().map(|e| format!("record off: {e}"));

@@ -86,11 +86,7 @@ impl Request {
     }
 }
 
-/// API quality 1–100 (100 best) → ffmpeg MJPEG `-q:v` 31–2 (2 best).
-pub fn qscale(quality: u8) -> u8 {
-    let q = 31.0 - (f64::from(quality.clamp(1, 100)) - 1.0) * 29.0 / 99.0;
-    q.round().clamp(2.0, 31.0) as u8
-}
+pub use crate::formats::image::qscale;
 
 /// A client-chosen name must be a bare file name (never a path that escapes the snapshots directory); the extension
 /// is made to match the format.
@@ -154,8 +150,14 @@ impl Drop for Permit<'_> {
     }
 }
 
+/// A live frame older than this is stale (its publisher is gone or its output stopped): the other tiers run. The
+/// publisher replaces it every 0.5 s.
+const LIVE_FRAME_MAX_AGE: Duration = Duration::from_secs(2);
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Tier {
+    /// The latest frame our publisher keeps in its live frame file; counts as tier 1.
+    LiveFrame,
     StreamReady,
     /// A frame kept by the camera's warm stream reader (`grabber`); counts as tier 1.
     StreamWarm,
@@ -166,13 +168,14 @@ enum Tier {
 impl Tier {
     fn number(self) -> u8 {
         match self {
-            Tier::StreamReady | Tier::StreamWarm => 1,
+            Tier::LiveFrame | Tier::StreamReady | Tier::StreamWarm => 1,
             Tier::Direct => 2,
             Tier::Activate => 3,
         }
     }
     fn method(self, camera: &Camera) -> &'static str {
         match self {
+            Tier::LiveFrame => "publisher_frame",
             Tier::StreamReady => "rtsp_ready",
             Tier::StreamWarm => "rtsp_warm_reader",
             Tier::Direct if camera.is_virtual => "lavfi_direct",
@@ -265,17 +268,42 @@ fn plan(shared: &Shared, camera: &Camera, req: &Request) -> Vec<Tier> {
         return vec![Tier::Direct];
     }
     let ready = mtx.path_metrics(&camera.path_name).is_some_and(|m| m.ready);
+    let mut tiers = Vec::with_capacity(3);
+    if ready && fresh_live_frame(shared, camera).is_some() {
+        tiers.push(Tier::LiveFrame);
+    }
     if ready && shared.grabbers.enabled() && req.format == ImageFormat::Jpeg {
-        vec![Tier::StreamWarm, Tier::Direct]
+        tiers.extend([Tier::StreamWarm, Tier::Direct]);
     } else if ready {
-        vec![Tier::StreamReady, Tier::Direct]
+        tiers.extend([Tier::StreamReady, Tier::Direct]);
     } else if camera.external.is_some() {
         // An IP camera is read through MediaMTX first (its on-demand source is one connection to the camera,
         // shared with every viewer), and directly only when that fails.
-        vec![Tier::Activate, Tier::Direct]
+        tiers.extend([Tier::Activate, Tier::Direct]);
     } else {
-        vec![Tier::Direct, Tier::Activate]
+        tiers.extend([Tier::Direct, Tier::Activate]);
     }
+    tiers
+}
+
+/// The camera publisher's live frame file, when it was replaced within [`LIVE_FRAME_MAX_AGE`].
+fn fresh_live_frame(shared: &Shared, camera: &Camera) -> Option<PathBuf> {
+    let path = crate::mediamtx::pathconf::live_frame_path(&shared.config, &camera.path_name);
+    let meta = std::fs::metadata(&path).ok()?;
+    let age = SystemTime::now().duration_since(meta.modified().ok()?).unwrap_or_default();
+    (meta.len() > 0 && age <= LIVE_FRAME_MAX_AGE).then_some(path)
+}
+
+/// Write the publisher's latest frame to `tmp`: copied as it is for a JPEG of the default quality (the quality it
+/// was encoded with), re-encoded by ffmpeg from that still image otherwise.
+fn live_frame(shared: &Shared, camera: &Camera, req: &Request, tmp: &Path, limit: Duration) -> Result<(), String> {
+    let src = fresh_live_frame(shared, camera).ok_or("no fresh frame")?;
+    if req.format == ImageFormat::Jpeg && qscale(req.quality) == qscale(shared.config.snapshots.quality) {
+        let n = std::fs::copy(&src, tmp).map_err(|e| format!("cannot copy {}: {e}", src.display()))?;
+        return if n > 0 { Ok(()) } else { Err("empty frame".into()) };
+    }
+    let input = vec!["-i".to_string(), src.to_string_lossy().into_owned()];
+    run_capture(&shared.config, input, req, tmp, limit)
 }
 
 /// Run the tiers until one writes a non-empty file to `tmp`; Err lists why each failed.
@@ -291,6 +319,14 @@ fn capture(shared: &Shared, camera: &Camera, req: &Request, tmp: &Path, deadline
             break;
         }
         let (input, limit) = match tier {
+            Tier::LiveFrame => match live_frame(shared, camera, req, tmp, exec.min(left)) {
+                Ok(()) => return Ok(tier),
+                Err(e) => {
+                    log::info!("snapshot of {} via {} failed: {e}", camera.path_name, tier.method(camera));
+                    errors.push(format!("{}: {e}", tier.method(camera)));
+                    continue;
+                }
+            },
             Tier::StreamWarm => match warm_frame(shared, camera, req, tmp, Instant::now() + exec.min(left)) {
                 Ok(()) => return Ok(tier),
                 Err(e) => {

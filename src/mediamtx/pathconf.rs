@@ -99,7 +99,37 @@ pub fn command(config: &Config, camera: &Camera) -> String {
     encoder_args(&mut args, &codec, fps);
     args.extend(["-f", "rtsp", "-rtsp_transport", "tcp"].map(String::from));
     args.push(format!("rtsp://127.0.0.1:{}/{}", m.rtsp_port, camera.path_name));
+    live_frame_args(&mut args, config, camera);
     args.iter().map(|a| quote(a)).collect::<Vec<_>>().join(" ")
+}
+
+/// JPEG frames per second the publisher keeps in its live frame file.
+pub const LIVE_FRAME_FPS: u32 = 2;
+
+/// Where the publisher of `path_name` keeps its latest frame: a hidden folder of the snapshots directory (never
+/// listed or cleaned up; shared with MediaMTX like the recordings).
+pub fn live_frame_path(config: &Config, path_name: &str) -> std::path::PathBuf {
+    config.mediamtx.snapshots_path.join(LIVE_FRAME_DIR).join(format!("{path_name}.jpg"))
+}
+
+/// The folder of [`live_frame_path`], created at start-up when MediaMTX is enabled.
+pub const LIVE_FRAME_DIR: &str = ".live";
+
+/// A second output of the publisher: [`LIVE_FRAME_FPS`] JPEG frames a second, each replacing the last (written to a
+/// temp name and renamed, so a reader never sees half a frame), at the default snapshot quality. A snapshot of a ready
+/// stream copies that file instead of connecting a reader and waiting for a key frame; no decoder runs for it (the
+/// publisher encodes these frames from the ones it already has). Through the `tee` muxer with `onfail=ignore` and a
+/// null sink: if the file cannot be written (folder removed, disk full), that output stops and the stream goes on
+/// (a plain second output would end the publisher). Left out when the path has characters the tee syntax reserves.
+fn live_frame_args(args: &mut Vec<String>, config: &Config, camera: &Camera) {
+    let file = live_frame_path(config, &camera.path_name).to_string_lossy().into_owned();
+    if !file.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c)) {
+        return;
+    }
+    let q = crate::formats::image::qscale(config.snapshots.quality).to_string();
+    let fps = format!("fps={LIVE_FRAME_FPS}");
+    args.extend(["-map", "0:v", "-an", "-vf", &fps, "-c:v", "mjpeg", "-q:v", &q, "-f", "tee"].map(String::from));
+    args.push(format!("[f=image2:update=1:atomic_writing=1:onfail=ignore]{file}|[f=null]-"));
 }
 
 /// The Python encoder flags filled from config, in their order, plus low-latency GOP settings (one keyframe per
@@ -227,8 +257,23 @@ mod tests {
             command(&cfg, &camera(0)),
             "ffmpeg -hide_banner -loglevel error -nostdin -f v4l2 -i /dev/video0 -c:v libx264 -profile:v baseline \
              -level 3.0 -pix_fmt yuv420p -preset ultrafast -tune zerolatency -b:v 600k -g 30 -bf 0 -f rtsp \
-             -rtsp_transport tcp rtsp://127.0.0.1:8554/camera0"
+             -rtsp_transport tcp rtsp://127.0.0.1:8554/camera0 -map 0:v -an -vf fps=2 -c:v mjpeg -q:v 6 -f tee \
+             '[f=image2:update=1:atomic_writing=1:onfail=ignore]/opt/camera-service/snapshots/.live/camera0.jpg|[f=null]-'"
         );
+    }
+
+    #[test]
+    fn live_frame_output_only_for_plain_paths() {
+        let mut cfg = Config::default();
+        cfg.snapshots.quality = 100;
+        cfg.mediamtx.snapshots_path = "/srv/snaps".into();
+        let cmd = command(&cfg, &camera(3));
+        assert!(cmd.ends_with("-q:v 2 -f tee '[f=image2:update=1:atomic_writing=1:onfail=ignore]/srv/snaps/.live/camera3.jpg|[f=null]-'"), "{cmd}");
+        assert_eq!(live_frame_path(&cfg, "camera3"), std::path::Path::new("/srv/snaps/.live/camera3.jpg"));
+        // `|`, `[` or `:` would be read as tee syntax: no live frame then, the stream itself is unchanged.
+        cfg.mediamtx.snapshots_path = "/srv/a|b".into();
+        let cmd = command(&cfg, &camera(3));
+        assert!(cmd.ends_with("rtsp://127.0.0.1:8554/camera3"), "{cmd}");
     }
 
     #[test]
@@ -253,7 +298,7 @@ mod tests {
             "{cmd}"
         );
         assert!(cmd.contains("-b:v 2M -g 15 -bf 0"), "{cmd}");
-        assert!(cmd.ends_with("rtsp://127.0.0.1:18554/camera2"), "{cmd}");
+        assert!(cmd.contains(" rtsp://127.0.0.1:18554/camera2 -map 0:v "), "{cmd}");
     }
 
     #[test]
@@ -268,7 +313,7 @@ mod tests {
         assert!(cmd.starts_with(
             "ffmpeg -hide_banner -loglevel error -nostdin -re -f lavfi -i testsrc2=size=640x480:rate=15 "
         ));
-        assert!(cmd.ends_with("-f rtsp -rtsp_transport tcp rtsp://127.0.0.1:8554/virtual0"));
+        assert!(cmd.contains("-f rtsp -rtsp_transport tcp rtsp://127.0.0.1:8554/virtual0 -map 0:v"), "{cmd}");
     }
 
     #[test]

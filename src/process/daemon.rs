@@ -91,9 +91,13 @@ pub fn run(loaded: Loaded) -> i32 {
     let budget = if started.recordings.count() > 0 { STOP_BUDGET_RECORDING } else { STOP_BUDGET };
     // `server.shutdown_timeout` may only shorten the budget.
     let budget = budget.min(Duration::from_secs_f64(config.server.shutdown_timeout.max(0.1)));
+    // Recordings end first, while the connections are still open: every client sees its STOPPED notification.
+    if started.recordings.count() > 0 {
+        started.media.finish_recordings(budget);
+    }
     supervisor.shutdown().trigger();
     signals.close();
-    let stuck = supervisor.join_all(budget);
+    let stuck = supervisor.join_all(budget.saturating_sub(t.elapsed()).max(Duration::from_millis(300)));
     // No ffmpeg outlives the daemon (the recorder finalised recordings before its thread ended).
     crate::media::process::kill_all();
     log::info!("stopped in {} ms", t.elapsed().as_millis());
@@ -140,6 +144,7 @@ struct Started {
     config: Arc<Config>,
     hub: Hub,
     recordings: Recordings,
+    media: Media,
     heartbeats: Heartbeats,
 }
 
@@ -350,6 +355,7 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> R
         config: h.config.clone(),
         hub: h.hub.clone(),
         recordings: h.recordings.clone(),
+        media: h.media.clone(),
         heartbeats: h.heartbeats.clone(),
     })
 }
@@ -416,6 +422,13 @@ fn prepare_dirs(config: &mut Config) -> Result<(), String> {
         crate::util::fs::check_writable(dir).map_err(|e| format!("{key} {}: not writable: {e}", dir.display()))?;
         if let Ok(abs) = std::fs::canonicalize(&*dir) {
             *dir = abs;
+        }
+    }
+    // Our stream publishers (run by MediaMTX, in the service's group) keep their latest frame here.
+    let live = config.mediamtx.snapshots_path.join(crate::mediamtx::pathconf::LIVE_FRAME_DIR);
+    if config.mediamtx.enabled {
+        if let Err(e) = crate::util::fs::create_shared_dir(&live) {
+            log::warn!("{}: cannot create: {e}; snapshots of ready streams connect a reader instead", live.display());
         }
     }
     Ok(())

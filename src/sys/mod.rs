@@ -47,14 +47,15 @@ pub struct DiskUsage {
     pub used_percent: f64,
 }
 
-/// statvfs of `path`. Block counts are widened to `u64` before multiplying: on 32-bit targets `fsblkcnt_t` and
-/// `f_frsize` are 32 bits wide and their product overflows for any disk above 4 GiB.
+/// statvfs of `path`. `statvfs64`: on 32-bit targets plain `statvfs` has 32-bit block counts and fails with
+/// EOVERFLOW for a file system of 2^32 blocks or more (16 TiB at 4 KiB blocks); on 64-bit targets both are the
+/// same call. Counts are widened to `u64` before multiplying: `f_frsize` is 32 bits wide there too.
 pub fn disk_usage(path: &Path) -> io::Result<DiskUsage> {
     let c = CString::new(path.as_os_str().as_bytes())?;
-    // SAFETY: statvfs is plain old data; all-zero is a valid value for it.
-    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statvfs64 is plain old data; all-zero is a valid value for it.
+    let mut st: libc::statvfs64 = unsafe { std::mem::zeroed() };
     // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-parameter.
-    cvt(unsafe { libc::statvfs(c.as_ptr(), &mut st) })?;
+    cvt(unsafe { libc::statvfs64(c.as_ptr(), &mut st) })?;
     #[allow(clippy::unnecessary_cast)] // the field types differ between 32- and 64-bit targets
     let (frsize, blocks, bavail, bfree) =
         (st.f_frsize as u64, st.f_blocks as u64, st.f_bavail as u64, st.f_bfree as u64);

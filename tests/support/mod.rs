@@ -80,6 +80,8 @@ pub struct DaemonBuilder {
     pub before_start: Option<BeforeStart>,
     /// Start the daemon under `ulimit -n <n>` (soft and hard), so it cannot raise its descriptor limit.
     pub fd_limit: Option<u32>,
+    /// Run this command line instead of the test build's binary (e.g. an emulator and a cross-built binary).
+    pub program: Option<Vec<String>>,
 }
 
 impl DaemonBuilder {
@@ -103,6 +105,12 @@ impl DaemonBuilder {
     }
     pub fn fd_limit(mut self, n: u32) -> Self {
         self.fd_limit = Some(n);
+        self
+    }
+    /// Start `program[0]` with the rest of `program` as its first arguments, instead of [`bin`]. Its process must
+    /// be the daemon's (signals go to it), as with `qemu-user`.
+    pub fn program(mut self, program: &[String]) -> Self {
+        self.program = Some(program.to_vec());
         self
     }
     pub fn start(self) -> Daemon {
@@ -160,14 +168,19 @@ impl Daemon {
                 dev = d.join("dev").display(),
             );
             std::fs::write(&config_path, merge_yaml(&base, &b.yaml)).unwrap();
+            let program = b.program.clone().unwrap_or_else(|| vec![bin().to_string()]);
             let mut cmd = match b.fd_limit {
                 // `exec` keeps the pid: `child` is the daemon itself.
                 Some(n) => {
                     let mut sh = Command::new("sh");
-                    sh.arg("-c").arg(format!("ulimit -n {n} && exec \"$0\" \"$@\"")).arg(bin());
+                    sh.arg("-c").arg(format!("ulimit -n {n} && exec \"$0\" \"$@\"")).args(&program);
                     sh
                 }
-                None => Command::new(bin()),
+                None => {
+                    let mut c = Command::new(&program[0]);
+                    c.args(&program[1..]);
+                    c
+                }
             };
             cmd.arg("--config").arg(&config_path).args(&b.args);
             cmd.env("CAMERA_SERVICE_JWT_SECRET", JWT_SECRET)
