@@ -13,6 +13,7 @@ mod external_cameras;
 mod fake_mediamtx;
 mod files;
 mod fuzz;
+mod http_edges;
 mod media;
 mod mediamtx;
 mod outside_input;
