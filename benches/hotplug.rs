@@ -1,5 +1,5 @@
 //! Hot-plug latency: from a device node appearing to `camera_status_update` received by every one of N connected,
-//! authenticated WebSocket clients (issue 5; goal p99 ≤ 5 ms with 100 clients).
+//! authenticated WebSocket clients (goal p99 ≤ 5 ms with 100 clients).
 //!
 //! Runs the release daemon binary on ephemeral 127.0.0.1 ports with a temp device directory, preloading the V4L2
 //! test shim (tests/shim/v4l2_shim.c, built here with `cc`) so a plugged node probes as a real capture device

@@ -1,4 +1,4 @@
-//! Path-creation round-trip against the in-process fake MediaMTX (issue 6: goal p99 ≤ 10 ms).
+//! Path-creation round-trip against the in-process fake MediaMTX (goal p99 ≤ 10 ms).
 //!
 //! Run: `cargo bench --bench mediamtx_paths` (optionally `-- 3000` for the iteration count).
 //! Measures, per iteration, on one keep-alive connection of the daemon's own client:

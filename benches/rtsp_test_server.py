@@ -1,4 +1,4 @@
-# A real RTSP stream without MediaMTX (fake-mediamtx.md §6). Run with Debian's /usr/bin/python3.
+# A real RTSP stream without MediaMTX. Run with Debian's /usr/bin/python3.
 # Usage: rtsp_test_server.py PORT MOUNT
 import sys, gi
 gi.require_version("Gst", "1.0"); gi.require_version("GstRtspServer", "1.0")

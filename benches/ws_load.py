@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""WebSocket JSON-RPC load benchmark (issue 4).
+"""WebSocket JSON-RPC load benchmark.
 
 Starts the release daemon pinned to CPU 0 and drives it with ../shared/bench/wsload pinned to CPU 1, then runs
 ../shared/bench/echo-server through the same steps in the same run: every figure is reported as a ratio to that
-in-run baseline (decisions.md §10: on 2 cores the load generator limits throughput and absolute figures swing
+in-run baseline (on 2 cores the load generator limits throughput and absolute figures swing
 between machines). Server CPU per request comes from /proc/<pid>/stat deltas.
 
 Usage: python3 benches/ws_load.py [--quick] [--out results.jsonl]

@@ -141,7 +141,8 @@ impl Error {
             | Error::CameraNotFound(r) => r.as_str(),
             _ => return None,
         };
-        (!reason.is_empty()).then(|| json!({ "reason": reason }))
+        // A reason may quote a source URL or an ffmpeg line naming one: never with its password.
+        (!reason.is_empty()).then(|| json!({ "reason": crate::util::redact::text(reason) }))
     }
 
     /// The wire error object `{code, message, data?}`.

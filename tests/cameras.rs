@@ -1,4 +1,4 @@
-//! Camera discovery, probing and hot-plug (issue 5).
+//! Camera discovery, probing and hot-plug.
 //!
 //! Device nodes are real character devices created with mknod(2) in a temp device directory (the tests run as
 //! root, as CI does). Without a V4L2 driver behind them opening them fails, which is exactly the "unopenable node"

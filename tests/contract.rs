@@ -1,4 +1,4 @@
-//! Black-box contract conformance (api.md §3-§7, decisions.md): the real daemon driven the way the Python SDKs and
+//! Black-box contract conformance: the real daemon driven the way the Python SDKs and
 //! the Python integration tests drive it, asserting exact field names, JSON types, error codes and messages.
 
 use std::time::Duration;
@@ -27,7 +27,7 @@ fn not_found(v: &Value) {
     assert_eq!(err(v), (-1000, "Camera device not found".to_string()), "{v}");
 }
 
-/// UTC RFC 3339 with a `Z` suffix (decisions §3).
+/// UTC RFC 3339 with a `Z` suffix.
 fn utc(v: &Value) {
     let s = v.as_str().unwrap_or_else(|| panic!("timestamp must be a string: {v}"));
     assert!(s.ends_with('Z') && camera_service::util::timefmt::parse_rfc3339(s).is_some(), "not UTC RFC 3339: {s}");
@@ -72,7 +72,7 @@ fn authentication_as_the_sdks_do_it() {
         err(&c.call("ping", Value::Null)),
         (-32001, "Authentication required for ping - call authenticate or provide auth_token".into())
     );
-    // Bad credentials are a result (decisions §4), for each auth_type.
+    // Bad credentials are a result, for each auth_type.
     let r = c.ok("authenticate", json!({"token": "not-a-jwt", "auth_type": "jwt"}));
     assert_eq!(r, json!({"authenticated": false, "error": "Invalid or expired JWT token"}));
     let r = c.ok("authenticate", json!({"token": "x".repeat(32), "auth_type": "api_key"}));
@@ -114,7 +114,7 @@ fn per_call_tokens_and_roles() {
         err(&bad.call("ping", json!({"auth_token": "garbage"}))),
         (-32001, "Authentication failed: Invalid or expired JWT token".into())
     );
-    // The role table (api.md §2.7 plus the added methods): the role just below gets the exact -32003 text.
+    // The role table (docs/api.md): the role just below gets the exact -32003 text.
     let table: &[(&str, &str)] = &[
         ("take_snapshot", "operator"),
         ("start_recording", "operator"),
@@ -275,7 +275,7 @@ fn snapshots() {
     for id in ["/dev/video0", "camera0", "virtual1"] {
         not_found(&c.call("take_snapshot", json!({"device": id})));
     }
-    // The snapshot is listed with the decisions §8 extras.
+    // The snapshot is listed with the extras we add.
     let mut v = d.client_as("viewer");
     let l = v.ok("list_snapshots", Value::Null);
     assert_eq!((l["total"].clone(), l["limit"].clone(), l["offset"].clone()), (json!(2), json!(100), json!(0)));
@@ -664,7 +664,7 @@ fn api_keys_over_websocket_and_http() {
     }
 }
 
-/// `duration` (legacy seconds) has no upper bound (api.md §3.8): the largest integer starts a recording that runs
+/// `duration` (legacy seconds) has no upper bound: the largest integer starts a recording that runs
 /// until stopped, and the daemon keeps serving (an overflowing deadline used to kill the recorder thread).
 #[test]
 fn unbounded_legacy_duration() {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use camera_service::error::{Error, FileKind};
 
-/// The Python service's 21 methods plus the four that its clients call and we add (api.md §3.22, §8).
+/// The Python service's 21 methods plus the four that its clients call and we add.
 pub const DOCUMENTED_METHODS: [&str; 25] = [
     "ping",
     "authenticate",

@@ -1,4 +1,4 @@
-//! A faithful fake of the MediaMTX v1.20.1 control API (`../shared/spec/fake-mediamtx.md`), in-process.
+//! A faithful fake of the MediaMTX v1.20.1 control API, in-process.
 //!
 //! Hand-written HTTP/1.1 on a `std::net::TcpListener` bound to 127.0.0.1:0 (faults such as RST need the raw
 //! socket), keep-alive, a request log, the config/runtime state machine with MediaMTX's exact status codes and
@@ -30,7 +30,7 @@ use rules::{as_shown, decode_path_conf, error_body, validate_entry};
 
 pub const MAX_CONNECTIONS: usize = 64;
 
-/// A fault to inject (fake-mediamtx.md §4). `Down` is [`FakeMediaMtx::set_down`]; `Restart` is
+/// A fault to inject. `Down` is [`FakeMediaMtx::set_down`]; `Restart` is
 /// [`FakeMediaMtx::restart`]; `Profile` is [`FakeMediaMtx::set_profile`].
 #[derive(Debug, Clone, PartialEq)]
 pub enum Fault {

@@ -1,5 +1,5 @@
 //! The fake MediaMTX's rules: seeds, strict JSON decoding of path configs, validation texts copied from
-//! `internal/conf/path.go` (mediamtx-contract.md §5.7), version profiles (§10).
+//! `internal/conf/path.go`, and the differences between versions.
 
 use serde_json::{json, Map, Value};
 
@@ -54,7 +54,7 @@ pub fn seed_global() -> Map<String, Value> {
     v.as_object().cloned().unwrap()
 }
 
-/// The defaults of C§6, as the API returns them.
+/// MediaMTX's path defaults, as the API returns them.
 pub fn seed_path_defaults() -> Map<String, Value> {
     let v = json!({
         "source": "publisher", "sourceFingerprint": "", "sourceOnDemand": false,

@@ -1,4 +1,4 @@
-//! File management (issue 8), in-process: listings and metadata against ffprobe, name validation over the API and
+//! File management, in-process: listings and metadata against ffprobe, name validation over the API and
 //! over HTTP, retention, persisted settings, downloads.
 
 use std::collections::HashSet;

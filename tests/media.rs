@@ -343,7 +343,7 @@ fn timed_recording_rotates_segments_stops_itself_and_can_restart() {
     }
     assert!((total - 6.0).abs() <= 0.6, "total duration {total:.2}s of {files:?} is not within 10% of 6 s");
 
-    // State cleared (D4): status null, the camera records again, stop works.
+    // State cleared (docs/migration.md D4): status null, the camera records again, stop works.
     assert_eq!(rig.media.recording_status(&json!({"device": "virtual0"})).unwrap(), Value::Null);
     assert!(rig.media.recording_of("virtual0").is_none());
     let again = rig.start(json!({"device": "virtual0"}));
@@ -361,7 +361,7 @@ fn stop_reports_every_segment_and_cancels_the_timer() {
     let first = rig.start(json!({"device": "virtual0", "duration_seconds": 3}));
     rig.wait_segments("virtual0", 1);
     rig.stop("virtual0");
-    // A new unlimited session must survive the first session's timer (D5).
+    // A new unlimited session must survive the first session's timer (docs/migration.md D5).
     let second = rig.start(json!({"device": "virtual0", "format": "fmp4"}));
     assert_eq!(second["format"], "fmp4");
     // The third 2 s segment starts 4 s in: past the first session's 3 s timer.
@@ -572,7 +572,7 @@ fn daemon_snapshot_recording_and_sigterm() {
     assert_eq!(image_info(&d.path("snapshots").join(snap["filename"].as_str().unwrap())), "mjpeg,320,240");
 
     let started = op.ok("start_recording", json!({"device": "virtual0"}));
-    // The reply comes first (decisions §7): nothing was queued before it.
+    // The reply comes first: nothing was queued before it.
     assert!(op.notifications.iter().all(|n| n["params"]["status"] != "STARTED"), "{:?}", op.notifications);
     let note = op.wait_notification("recording_status_update", Duration::from_secs(10), |p| p["status"] == "STARTED");
     assert_eq!(note.expect("STARTED notification")["params"]["session_id"], started["session_id"]);

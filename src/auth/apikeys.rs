@@ -231,7 +231,10 @@ mod tests {
         let (key, _) = keys.create(Role::Operator, "test").unwrap();
         let id = keys.verify(&key).unwrap();
         assert_eq!(id.role, Role::Operator);
-        assert!(keys.verify(&"A".repeat(32)).is_none(), "any 32-char string must not pass (Python D2)");
+        assert!(
+            keys.verify(&"A".repeat(32)).is_none(),
+            "any 32-char string must not pass (Python defect D2, docs/migration.md)"
+        );
         let mut other = key.clone().into_bytes();
         other[0] = if other[0] == b'a' { b'b' } else { b'a' };
         assert!(keys.verify(std::str::from_utf8(&other).unwrap()).is_none());

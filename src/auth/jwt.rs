@@ -1,4 +1,4 @@
-//! HS256 JWTs with the claims the Python service issues: `user_id`, `role`, `iat`, `exp` (api.md §2.3).
+//! HS256 JWTs with the claims the Python service issues: `user_id`, `role`, `iat`, `exp`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

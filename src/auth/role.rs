@@ -1,4 +1,4 @@
-//! Roles and the permissions `authenticate` reports (api.md §2.6).
+//! Roles and the permissions `authenticate` reports.
 
 use std::fmt;
 

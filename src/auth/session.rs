@@ -1,11 +1,11 @@
-//! Per-connection authentication state and rate limit (sessions belong to one connection: decisions §4, fixing
-//! Python defect D1).
+//! Per-connection authentication state and rate limit (sessions belong to one connection, fixing
+//! the Python defect D1 of docs/migration.md).
 
 use std::time::{Duration, Instant};
 
 use super::Identity;
 
-/// The fixed rate-limit window (api.md §2.9).
+/// The fixed rate-limit window.
 pub const RATE_WINDOW: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Default)]

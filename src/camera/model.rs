@@ -144,11 +144,11 @@ impl Format {
     }
 }
 
-/// Python's defaults for a camera whose driver reports no usable mode (api.md §3.3).
+/// Python's defaults for a camera whose driver reports no usable mode.
 pub const DEFAULT_RESOLUTION: &str = "1920x1080";
 pub const DEFAULT_FPS: u32 = 30;
 
-/// The preferred mode (internals §3.8): format MJPG, then YUYV, then the first one that has sizes; its
+/// The preferred mode: format MJPG, then YUYV, then the first one that has sizes; its
 /// highest-area size; the highest rate ≤ 30 fps at that size (else the highest). `None` when no format has sizes.
 pub fn preferred_mode(formats: &[Format]) -> Option<(&Format, &FrameSize, u32)> {
     let with_sizes = |f: &&Format| !f.sizes.is_empty();
@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn preferred_mode_follows_internals_fixture() {
-        // internals §3.10: YUYV {640x480: [30, 15], 1920x1080: [5]}, MJPG {1920x1080: [30]}.
+        // A typical USB webcam: YUYV {640x480: [30, 15], 1920x1080: [5]}, MJPG {1920x1080: [30]}.
         let formats = vec![
             fmt("YUYV", &[(640, 480, &[30.0, 15.0]), (1920, 1080, &[5.0])]),
             fmt("MJPG", &[(1920, 1080, &[30.0])]),

@@ -15,7 +15,7 @@ use super::sysfs;
 use super::v4l2::{fourcc_text, Node, RawInterval, RawSize};
 use crate::process::Shutdown;
 
-/// Common sizes offered for stepwise/continuous frame sizes (internals §3.10: record the range, choose ≤ 1080p).
+/// Common sizes offered for stepwise/continuous frame sizes (record the range, choose ≤ 1080p).
 const COMMON_SIZES: [(u32, u32); 10] = [
     (1920, 1080),
     (1280, 960),
@@ -216,7 +216,7 @@ mod tests {
 
     #[test]
     fn stepwise_sizes_are_tolerated() {
-        // `Size: Stepwise 16x16 - 4096x2160 with step 16/16` (internals §3.10).
+        // `Size: Stepwise 16x16 - 4096x2160 with step 16/16`.
         let s = expand_sizes(&[RawSize::Stepwise {
             min_w: 16,
             max_w: 4096,

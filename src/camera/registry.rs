@@ -30,14 +30,15 @@ use crate::process::status::{Components, State};
 use crate::process::Shutdown;
 use crate::rpc::notify::{Hub, Notification};
 
-/// How long a permission error right after a node appears is retried before it counts (decisions §5).
+/// How long a permission error right after a node appears is retried before it counts (udev may still be fixing the
+/// node's group).
 const PERMISSION_GRACE: Duration = Duration::from_secs(2);
 const PERMISSION_RETRY: Duration = Duration::from_millis(100);
 /// The registry loop turns at least this often, to tick its heartbeat whatever `camera.poll_interval` is.
 const TURN: Duration = Duration::from_secs(1);
 /// Silent longer than this, the registry loop is stuck (the systemd watchdog is then no longer fed).
 pub const MAX_SILENCE: Duration = Duration::from_secs(20);
-/// A second probe this long after a successful one turns `provisional` into `confirmed` (internals §3.8).
+/// A second probe this long after a successful one turns `provisional` into `confirmed`.
 const CONFIRM_AFTER: Duration = Duration::from_secs(2);
 
 /// Messages to the registry thread.

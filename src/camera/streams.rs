@@ -1,4 +1,5 @@
-//! Stream URLs: one builder used by every method and notification (decisions §6).
+//! Stream URLs: one builder used by every method and notification; the host comes from `mediamtx.public_host`, else
+//! the client's `Host` header.
 
 use serde_json::{json, Map, Value};
 

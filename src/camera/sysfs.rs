@@ -1,4 +1,4 @@
-//! Stable camera identity from sysfs (decisions §5): the USB serial number when the device has one, else the bus
+//! Stable camera identity from sysfs: the USB serial number when the device has one, else the bus
 //! path. `<sysfs>/class/video4linux/videoN/device` points at the USB interface; its ancestor holding `idVendor` is
 //! the USB device, whose `serial` (optional) and directory name (the port path, e.g. `1-1.2`) identify it.
 #![forbid(unsafe_code)]

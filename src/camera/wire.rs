@@ -1,4 +1,4 @@
-//! The JSON shapes of cameras on the wire (api.md §3.3–3.5, §4.1; decisions §5): one place, used by the methods
+//! The JSON shapes of cameras on the wire: one place, used by the methods
 //! and by `camera_status_update`, so list, status and notifications never disagree.
 #![forbid(unsafe_code)]
 
@@ -9,7 +9,7 @@ use crate::camera::streams;
 use crate::config::MediaMtxConfig;
 
 /// `streams`: the three URLs while the camera has a MediaMTX path (MediaMTX enabled and the camera connected),
-/// else `{}` (decisions §6).
+/// else `{}`.
 pub fn streams_of(cam: &Camera, mtx: &MediaMtxConfig, host: Option<&str>) -> Value {
     if mtx.enabled && cam.status == CameraStatus::Connected {
         streams::urls(mtx, host, &cam.path_name)
@@ -18,7 +18,7 @@ pub fn streams_of(cam: &Camera, mtx: &MediaMtxConfig, host: Option<&str>) -> Val
     }
 }
 
-/// The identity keys of decisions §5, added to every camera object and notification.
+/// The identity keys (docs/cameras.md), added to every camera object and notification.
 fn identity_fields(cam: &Camera, m: &mut Map<String, Value>) {
     m.insert("identity".into(), json!(cam.identity));
     m.insert("serial".into(), json!(cam.serial));
@@ -40,7 +40,7 @@ pub fn status_update(cam: &Camera, mtx: &MediaMtxConfig, host: Option<&str>) -> 
     Value::Object(m)
 }
 
-/// What a running recording adds to camera objects (api.md §3.3).
+/// What a running recording adds to camera objects.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RecordingFields {
     pub session: Option<String>,
@@ -66,7 +66,7 @@ pub fn list_entry(cam: &Camera, mtx: &MediaMtxConfig, host: Option<&str>, rec: &
     v
 }
 
-/// `metrics` of `get_camera_status` (api.md §3.4 as corrected: integer readers, uptime in seconds).
+/// `metrics` of `get_camera_status` (corrected from the Python service: integer readers, uptime in seconds).
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Metrics {
     pub bytes_sent: u64,

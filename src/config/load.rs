@@ -1,4 +1,4 @@
-//! Loading (decisions §2): find the file, read YAML into a value tree, apply environment overrides, walk the tree
+//! Loading: find the file, read YAML into a value tree, apply environment overrides, walk the tree
 //! against the model (typed errors and unknown keys named by dotted key), merge over the defaults, validate every
 //! rule, and only then build the typed [`Config`]. Precedence: defaults < file < environment.
 

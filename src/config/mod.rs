@@ -1,6 +1,7 @@
-//! Configuration: the Python service's YAML format, read unchanged, plus the keys `decisions.md` §2 adds.
+//! Configuration: the Python service's YAML format, read unchanged, plus the keys we add (docs/configuration.md).
 //!
-//! Every section is a plain serde struct whose `Default` is the Python *code* default (internals §1.2), with one
+//! Every section is a plain serde struct whose `Default` is the Python *code* default (what the Python code used when
+//! a key was absent), with one
 //! deliberate exception: `camera.auto_start_streams` defaults to true. Loading (search order, YAML, environment
 //! overrides, validation, unknown-key warnings) lives in [`load`]; this file only describes the shape.
 
@@ -163,6 +164,8 @@ pub struct MediaMtxConfig {
     pub preset: Option<String>,
     pub run_on_demand_start_timeout: String,
     pub run_on_demand_close_after: String,
+    /// Seconds a `start_streaming` viewing hold stays without anyone watching before it ends.
+    pub viewing_close_after: f64,
     pub health_check_interval: f64,
     pub health_failure_threshold: u32,
     pub health_circuit_breaker_timeout: f64,
@@ -197,6 +200,7 @@ impl Default for MediaMtxConfig {
             preset: None,
             run_on_demand_start_timeout: "10s".into(),
             run_on_demand_close_after: "10s".into(),
+            viewing_close_after: 300.0,
             health_check_interval: 30.0,
             health_failure_threshold: 10,
             health_circuit_breaker_timeout: 60.0,

@@ -1,4 +1,5 @@
-//! Value rules (internals §1.4, the Go additions, and ours), checked on the merged YAML tree *before* it becomes
+//! Value rules (the Python service's, the Go port's additions, and ours), checked on the merged YAML tree *before* it
+//! becomes
 //! typed structs, so an out-of-range number names its key instead of surfacing as a bare serde overflow. Every
 //! violation is reported; a key that already failed is not checked again by a cross-key rule, so one bad key gives
 //! exactly one line.
@@ -198,6 +199,7 @@ fn mediamtx(c: &mut Checker) {
     );
     c.above("mediamtx.process_termination_timeout", 0.0);
     c.above("mediamtx.process_kill_timeout", 0.0);
+    c.range_f64("mediamtx.viewing_close_after", 1.0, 86_400.0);
     c.above("mediamtx.stream_readiness.timeout", 0.0);
     c.above("mediamtx.stream_readiness.check_interval", 0.0);
     c.min("mediamtx.stream_readiness.retry_delay", 0.0);

@@ -1,4 +1,4 @@
-//! `GET`/`HEAD /files/recordings/<name>` and `/files/snapshots/<name>` (decisions §8, api.md §7.5): served on both
+//! `GET`/`HEAD /files/recordings/<name>` and `/files/snapshots/<name>`: served on both
 //! the WebSocket port and the health port by the HTTP layers, which call [`respond`] for paths accepted by
 //! [`is_download_path`] and stream the returned `Body::File` themselves.
 //!

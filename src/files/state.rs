@@ -37,7 +37,7 @@ impl PolicyType {
     }
 }
 
-/// A policy set with `set_retention_policy` (api.md §3.17).
+/// A policy set with `set_retention_policy`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetentionPolicy {
     pub policy_type: PolicyType,

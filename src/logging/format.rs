@@ -1,4 +1,5 @@
-//! Line formats: the Python `logging.format` tokens for text lines, and the JSON line schema (internals §2).
+//! Line formats: the Python `logging.format` tokens for text lines, and the JSON line schema (docs/operations.md,
+//! logging).
 
 use std::fmt::Write as _;
 use std::time::SystemTime;

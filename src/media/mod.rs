@@ -20,6 +20,7 @@ pub mod rpc;
 mod segments;
 mod session;
 mod snapshot;
+pub mod streaming;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;

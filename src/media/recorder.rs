@@ -2,7 +2,8 @@
 //!
 //! Handlers send [`Command`]s with a reply channel; camera events and a supervision tick arrive on the same loop.
 //! Every way a session ends (stop request, timer, ffmpeg death, unplug, full disk, shutdown) goes through
-//! [`Recorder::end`], so state is always cleared and a notification always says what happened (fixes D4/D5/D21).
+//! [`Recorder::end`], so state is always cleared and a notification always says what happened (fixes the Python
+//! defects D4, D5, D21 of docs/migration.md).
 //! Timers are part of the session they belong to, so a stale timer cannot stop a later session.
 
 use std::collections::HashMap;
@@ -365,7 +366,7 @@ impl Recorder {
         );
         match how {
             Ending::Requested(reply) => {
-                // The handler publishes the notification after its reply (decisions §7, D29).
+                // The handler publishes the notification after its reply (docs/design.md, "Compatibility choices").
                 let _ = reply.send(Ok((result, note)));
             }
             _ => self.hub.publish(Notification::new("recording_status_update", note)),

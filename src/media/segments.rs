@@ -74,9 +74,12 @@ fn s(v: &[&str]) -> Vec<String> {
     v.iter().map(|x| x.to_string()).collect()
 }
 
-/// ffmpeg input for a camera recorded directly: a paced lavfi source (decisions §7: virtual cameras are live), or
-/// the V4L2 device.
+/// ffmpeg input for a camera recorded directly: a paced lavfi source (virtual cameras behave as live cameras: frames
+/// at their rate, not as fast as ffmpeg can encode), an IP camera's RTSP URL, or the V4L2 device.
 pub fn direct_input(config: &Config, camera: &Camera) -> Vec<String> {
+    if let Some(ext) = &camera.external {
+        return rtsp_source_input(ext);
+    }
     if let Some(v) = &camera.virtual_source {
         let src = format!("{}=size={}x{}:rate={}", v.pattern, v.width, v.height, v.fps.max(1));
         return s(&["-re", "-f", "lavfi", "-i", &src]);
@@ -96,13 +99,31 @@ pub fn direct_input(config: &Config, camera: &Camera) -> Vec<String> {
     a
 }
 
+/// Seconds without data before ffmpeg gives up on an IP camera (so a source that dies ends the capture or the
+/// recording instead of hanging it).
+const RTSP_IO_TIMEOUT_US: &str = "5000000";
+
+/// ffmpeg input options for an IP camera read directly: its transport when configured, an I/O timeout, and the URL
+/// with its credentials (ffmpeg must log in; our log lines and replies mask them).
+fn rtsp_source_input(ext: &crate::camera::model::ExternalSource) -> Vec<String> {
+    let mut a = Vec::new();
+    if let Some(t) = ext.transport.as_option() {
+        a.extend(s(&["-rtsp_transport", t]));
+    }
+    a.extend(s(&["-timeout", RTSP_IO_TIMEOUT_US, "-i", ext.url.expose()]));
+    a
+}
+
 /// Longest `-t` handed to ffmpeg (about 100 years).
 const MAX_FFMPEG_SECONDS: u64 = 100 * 365 * 86_400;
 
 /// The complete direct-mode recording command: H.264 into the segment muxer with fragmented MP4, so a segment cut
-/// off by SIGKILL or a crash stays playable up to its last fragment. `-t` sits before the output (D23).
+/// off by SIGKILL or a crash stays playable up to its last fragment. `-t` sits before the output (docs/migration.md
+/// D23).
 pub fn direct_args(config: &Config, camera: &Camera, dir: &Path, duration: Option<u64>) -> Vec<String> {
-    let fps = camera.virtual_source.as_ref().map(|v| v.fps).unwrap_or(camera.fps).max(1);
+    // A rate not known (an IP camera whose stream does not say) counts as 30 for the key-frame interval.
+    let fps = camera.virtual_source.as_ref().map(|v| v.fps).unwrap_or(camera.fps);
+    let fps = if fps == 0 { 30 } else { fps };
     let mut a = s(&["-hide_banner", "-loglevel", "error", "-nostdin"]);
     a.extend(direct_input(config, camera));
     // ffmpeg keeps times in i64 microseconds and refuses a larger `-t`; past this the recorder's timer ends it.
@@ -138,6 +159,26 @@ pub fn keepalive_args(config: &Config, path_name: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ip_camera_is_read_from_its_url() {
+        use crate::camera::external::{SourceUrl, Transport};
+        use crate::camera::model::ExternalSource;
+        let mut cam = Camera::unprobed(crate::camera::external::NO_DEVICE_NODE, crate::camera::CameraStatus::Connected);
+        cam.path_name = "porch".into();
+        let url = SourceUrl::parse("rtsp://u:pw@10.0.0.9/live").unwrap();
+        cam.external = Some(ExternalSource { url, transport: Transport::Udp });
+        let cfg = Config::default();
+        assert_eq!(
+            direct_input(&cfg, &cam),
+            s(&["-rtsp_transport", "udp", "-timeout", "5000000", "-i", "rtsp://u:pw@10.0.0.9/live"])
+        );
+        // Rate unknown: a key frame every 30 frames, not every frame.
+        let args = direct_args(&cfg, &cam, Path::new("/rec/porch"), Some(3));
+        let g = args.iter().position(|a| a == "-g").unwrap();
+        assert_eq!(args[g + 1], "30");
+        assert!(args.last().unwrap().starts_with("/rec/porch/porch_"));
+    }
 
     #[test]
     fn session_files_skip_preexisting_and_foreign_names() {

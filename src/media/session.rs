@@ -1,5 +1,5 @@
 //! One recording session: its request, its backend (our ffmpeg, or MediaMTX's recorder plus a keep-alive reader),
-//! and the JSON it reports (api.md §3.8/§3.9/§8.1, decisions §7).
+//! and the JSON it reports.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -154,12 +154,13 @@ pub fn ended_json(info: &SessionInfo, elapsed: Duration, error: Option<&str>) ->
         "session_id": info.session_id, "files": names,
     });
     if let Some(e) = error {
-        note["error"] = e.into();
+        // An ffmpeg line may name an IP camera's URL: never with its password.
+        note["error"] = crate::util::redact::text(e).into();
     }
     (result, note)
 }
 
-/// `get_recording_status` of a running session (api.md §8.1).
+/// `get_recording_status` of a running session.
 pub fn status_json(info: &SessionInfo) -> Value {
     let files: Vec<String> = info.files().into_iter().map(|f| f.0).collect();
     let elapsed = SystemTime::now().duration_since(info.start).unwrap_or_default().as_secs();

@@ -169,6 +169,7 @@ impl Tier {
             Tier::StreamReady => "rtsp_ready",
             Tier::StreamWarm => "rtsp_warm_reader",
             Tier::Direct if camera.is_virtual => "lavfi_direct",
+            Tier::Direct if camera.external.is_some() => "rtsp_direct",
             Tier::Direct => "v4l2_direct",
             Tier::Activate => "rtsp_activation",
         }
@@ -202,6 +203,8 @@ pub fn take(shared: &Shared, req: &Request) -> Result<Value> {
     storage_guard(&dir, (shared.thresholds)())?;
     let base = req.filename.clone().unwrap_or_else(|| default_name(&camera.path_name, req.format, now));
     let failed = |error: String| {
+        // The reason may quote an ffmpeg line naming an IP camera's URL: never with its password.
+        let error = crate::util::redact::text(&error).into_owned();
         json!({"device": camera.device, "filename": base, "status": "FAILED", "timestamp": timefmt::rfc3339(now),
                "file_size": 0, "file_path": "", "error": error,
                "capture_time_ms": started.elapsed().as_millis() as u64})
@@ -255,6 +258,10 @@ fn plan(shared: &Shared, camera: &Camera, req: &Request) -> Vec<Tier> {
         vec![Tier::StreamWarm, Tier::Direct]
     } else if ready {
         vec![Tier::StreamReady, Tier::Direct]
+    } else if camera.external.is_some() {
+        // An IP camera is read through MediaMTX first (its on-demand source is one connection to the camera,
+        // shared with every viewer), and directly only when that fails.
+        vec![Tier::Activate, Tier::Direct]
     } else {
         vec![Tier::Direct, Tier::Activate]
     }
@@ -282,7 +289,9 @@ fn capture(shared: &Shared, camera: &Camera, req: &Request, tmp: &Path, deadline
                 }
             },
             Tier::StreamReady => (rtsp_input(shared, camera), exec),
-            Tier::Direct if camera.is_virtual => (segments::direct_input(cfg, camera), exec),
+            Tier::Direct if camera.is_virtual || camera.external.is_some() => {
+                (segments::direct_input(cfg, camera), exec)
+            }
             Tier::Direct => (segments::direct_input(cfg, camera), secs(tiers_cfg.tier1_usb_direct_timeout)),
             Tier::Activate => {
                 if let Err(e) = shared.mediamtx.ensure_path(&camera.path_name) {

@@ -1,4 +1,4 @@
-//! The MediaMTX health circuit breaker (internals §4.6 "Rust requirements"), as a pure state machine: the health
+//! The MediaMTX health circuit breaker, as a pure state machine: the health
 //! thread feeds it check results and sleeps for the delay it returns. No clock or randomness inside, so every
 //! transition is unit-tested.
 //!

@@ -245,7 +245,8 @@ impl Client {
     }
 }
 
-/// Classify a reply by status first (contract §11).
+/// Classify a reply by status first (MediaMTX's API answers errors with a status and a JSON body whose shape varies
+/// by version).
 fn check(reply: &Reply) -> ApiResult<()> {
     let message = || error_message(&reply.body).unwrap_or_else(|| format!("HTTP {}", reply.status));
     match reply.status {

@@ -1,6 +1,7 @@
 //! The `mediamtx-control` thread: sole owner of the path table.
 //!
-//! Camera CONNECTED → converge its path (decisions §6: read; absent → add; different → replace; equal → leave).
+//! Camera CONNECTED → converge its path (read it; absent → add; different → replace; equal → leave: docs/design.md,
+//! "MediaMTX paths").
 //! Camera gone → DELETE its path (404 = already gone), but never while it records. Every ~2 s it reads the
 //! runtime path list (metrics cache; a path of ours missing from it means MediaMTX restarted and forgot it, so it
 //! is converged again) and retries what failed. Reconciliation (also deleting stale `cameraN` paths that no
@@ -39,8 +40,8 @@ pub enum Converged {
     Replaced,
 }
 
-/// Bring path `name` to `desired` (decisions §6). A lost reply to the add (connection reset, timeout) and a
-/// `path already exists` are both resolved by reading the state again.
+/// Bring path `name` to `desired` (docs/design.md, "MediaMTX paths"). A lost reply to the add (connection reset,
+/// timeout) and a `path already exists` are both resolved by reading the state again.
 pub fn converge(client: &Client, name: &str, desired: &Value) -> ApiResult<Converged> {
     match client.get_path_config(name) {
         Ok(actual) => leave_or_replace(client, name, desired, &actual),

@@ -1,5 +1,5 @@
-//! What our MediaMTX paths look like: the `runOnDemand` ffmpeg commands (internals §4.3) and the path-config body,
-//! plus the comparison that decides between "leave", "replace" and "add" (decisions §6).
+//! What our MediaMTX paths look like: the `runOnDemand` ffmpeg commands and the path-config body,
+//! plus the comparison that decides between "leave", "replace" and "add" (docs/design.md, "MediaMTX paths").
 //!
 //! The body is always built from our configuration, never from values read back from MediaMTX (which may be
 //! redacted or normalised), so converging can never write a `<redacted>` password or a stale value.
@@ -29,6 +29,23 @@ pub fn desired(config: &Config, camera: &Camera, record: bool) -> Value {
     let m = &config.mediamtx;
     let record_path = format!("{}/%path/%path_%Y-%m-%d_%H-%M-%S", m.recordings_path.display());
     let segment = config.segment_seconds().clamp(1, MAX_SEGMENT_SECONDS);
+    if let Some(ext) = &camera.external {
+        // An IP camera: MediaMTX pulls its URL itself, only while someone reads the path (one connection to the
+        // camera however many viewers). The URL carries the credentials MediaMTX needs to log in.
+        return json!({
+            "source": ext.url.expose(),
+            "sourceOnDemand": true,
+            "sourceOnDemandStartTimeout": m.run_on_demand_start_timeout,
+            "sourceOnDemandCloseAfter": m.run_on_demand_close_after,
+            "rtspTransport": ext.transport.as_option().unwrap_or("automatic"),
+            "record": record,
+            "recordPath": record_path,
+            "recordFormat": "fmp4",
+            "recordPartDuration": "1s",
+            "recordSegmentDuration": format!("{segment}s"),
+            "recordDeleteAfter": "0s",
+        });
+    }
     json!({
         "source": "publisher",
         "runOnDemand": command(config, camera),
@@ -265,6 +282,21 @@ mod tests {
         assert_eq!(body["source"], "publisher");
         assert_eq!(body["runOnDemandRestart"], true);
         assert_eq!(body["record"], false);
+    }
+
+    #[test]
+    fn ip_camera_is_pulled_on_demand_with_its_credentials() {
+        use crate::camera::external::{SourceUrl, Transport};
+        use crate::camera::model::ExternalSource;
+        let mut cam = camera(0);
+        cam.path_name = "door".into();
+        let url = SourceUrl::parse("rtsp://u:s3cret@10.0.0.5:8554/live").unwrap();
+        cam.external = Some(ExternalSource { url, transport: Transport::Tcp });
+        let body = desired(&Config::default(), &cam, true);
+        assert_eq!(body["source"], "rtsp://u:s3cret@10.0.0.5:8554/live");
+        assert_eq!((body["sourceOnDemand"].clone(), body["rtspTransport"].clone()), (json!(true), json!("tcp")));
+        assert_eq!(body["record"], true);
+        assert!(body.get("runOnDemand").is_none(), "a pulled source has no publisher command: {body}");
     }
 
     #[test]

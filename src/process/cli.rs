@@ -1,4 +1,4 @@
-//! Command line (decisions §1). Hand-written: five forms do not justify an argument-parsing crate.
+//! Command line. Hand-written: five forms do not justify an argument-parsing crate.
 
 use std::path::PathBuf;
 

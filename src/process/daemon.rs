@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::auth::Authenticator;
+use crate::camera::external::rpc::ExternalMethods;
 use crate::camera::rpc::CameraMethods;
 use crate::camera::{CameraThreads, Cameras};
 use crate::config::{Config, Loaded};
@@ -14,6 +15,7 @@ use crate::files::rpc::FileMethods;
 use crate::files::{Files, FilesOwner};
 use crate::http::routes::{self, Routes};
 use crate::http::server::{self, HttpPool, Router};
+use crate::media::streaming::{Streaming, StreamingThread};
 use crate::media::{Media, RecorderThread, RecorderWiring, Recordings};
 use crate::mediamtx::{CameraFeed, Hooks, MediaMtx, MediaMtxThreads};
 use crate::process::heartbeat::Heartbeats;
@@ -124,6 +126,7 @@ struct Handles {
     recordings: Recordings,
     files: Files,
     media: Media,
+    streaming: Streaming,
     /// Subscribed before the registry runs, so no camera is missed.
     mediamtx_feed: CameraFeed,
     recorder_events: crossbeam_channel::Receiver<crate::camera::CameraEvent>,
@@ -134,6 +137,7 @@ struct Threads {
     cameras: CameraThreads,
     mediamtx: MediaMtxThreads,
     recorder: RecorderThread,
+    streaming: StreamingThread,
     files: FilesOwner,
 }
 
@@ -154,6 +158,8 @@ fn build(config: Arc<Config>, auth: Authenticator, shutdown: &Shutdown) -> (Hand
         recordings: recordings.clone(),
         shutdown: shutdown.clone(),
     });
+    let (streaming, streaming_thread) =
+        Streaming::new(config.clone(), Arc::new(cameras.clone()), Arc::new(mediamtx.clone()));
     let handles = Handles {
         hub: Hub::new(),
         components,
@@ -168,9 +174,16 @@ fn build(config: Arc<Config>, auth: Authenticator, shutdown: &Shutdown) -> (Hand
         recordings,
         files,
         media,
+        streaming,
         config,
     };
-    let threads = Threads { cameras: camera_threads, mediamtx: mediamtx_threads, recorder, files: files_owner };
+    let threads = Threads {
+        cameras: camera_threads,
+        mediamtx: mediamtx_threads,
+        recorder,
+        streaming: streaming_thread,
+        files: files_owner,
+    };
     (handles, threads)
 }
 
@@ -188,12 +201,19 @@ fn method_table(h: &Handles) -> Table {
         recordings: Arc::new(h.recordings.clone()),
         streams: Arc::new(h.mediamtx.clone()),
     };
+    let external = ExternalMethods {
+        cameras: h.cameras.clone(),
+        recordings: Arc::new(h.recordings.clone()),
+        components: h.components.clone(),
+    };
     Table::new()
         .with(system, crate::rpc::system::METHODS)
         .with(h.auth.clone(), crate::rpc::session::METHODS)
         .with(cameras, crate::camera::rpc::METHODS)
         .with(h.mediamtx.clone(), crate::mediamtx::rpc::METHODS)
         .with(h.media.clone(), crate::media::rpc::METHODS)
+        .with(h.streaming.clone(), crate::media::streaming::METHODS)
+        .with(external, crate::camera::external::rpc::METHODS)
         .with(FileMethods { files: h.files.clone(), urls: h.auth.url_signer().clone() }, crate::files::rpc::METHODS)
 }
 
@@ -204,6 +224,8 @@ pub fn method_names() -> Vec<&'static str> {
         .chain(names_of(crate::camera::rpc::METHODS))
         .chain(names_of(crate::mediamtx::rpc::METHODS))
         .chain(names_of(crate::media::rpc::METHODS))
+        .chain(names_of(crate::media::streaming::METHODS))
+        .chain(names_of(crate::camera::external::rpc::METHODS))
         .chain(names_of(crate::files::rpc::METHODS))
         .collect();
     v.sort_unstable();
@@ -248,6 +270,7 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> R
         heartbeats: h.heartbeats.clone(),
     };
     threads.recorder.spawn(wiring, supervisor).map_err(thread_error)?;
+    threads.streaming.spawn(supervisor).map_err(thread_error)?;
     threads.files.spawn(h.components.clone(), supervisor).map_err(thread_error)?;
     let (health_router, ws_router) = routers(&h);
     let http = HttpPool::start(health_router, supervisor).map_err(thread_error)?;

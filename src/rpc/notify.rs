@@ -1,7 +1,7 @@
 //! Server→client notifications: one broadcast point that components publish to.
 //!
 //! A notification is rendered to its JSON-RPC frame once per distinct client host (stream URLs depend on the Host
-//! header a client used, decisions §6) and handed to every connection worker, which queues it for its
+//! header a client used) and handed to every connection worker, which queues it for its
 //! authenticated connections only. Publishing never blocks on a slow client: workers own bounded per-connection
 //! queues and drop clients that cannot keep up.
 

@@ -1,4 +1,5 @@
-//! UTC timestamps without a date library: RFC 3339 with a `Z` suffix everywhere on the wire (decisions §3), and
+//! UTC timestamps without a date library: RFC 3339 with a `Z` suffix everywhere on the wire (docs/design.md,
+//! "Compatibility choices"), and
 //! the `YYYY-MM-DD_HH-MM-SS` stamp used in file names.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -259,7 +259,7 @@ impl Worker {
         let active = self.ctx.metrics.active_connections.fetch_add(1, Relaxed) + 1;
         conn.counted = true;
         if active > u64::from(self.ctx.config.server.max_connections) {
-            // The Python service accepts, then closes with 1013 (api.md §1.2); existing clients are unaffected.
+            // The Python service accepts, then closes with 1013; existing clients are unaffected.
             self.ctx.metrics.rejected_connections.fetch_add(1, Relaxed);
             log::warn!("connection limit reached ({}): refusing a client", self.ctx.config.server.max_connections);
             return self.close_with(token, CloseCode::Again, "Connection limit reached");

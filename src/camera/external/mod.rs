@@ -22,6 +22,7 @@ mod fake_rtsp;
 mod h264;
 mod monitor;
 pub mod probe;
+pub mod rpc;
 pub mod rtsp;
 pub mod sdp;
 mod store;
