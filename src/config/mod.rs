@@ -117,6 +117,10 @@ pub struct ServerConfig {
     pub worker_threads: usize,
     /// Serve the built-in web console at `/` on the WebSocket port.
     pub web_ui: bool,
+    /// Highest frame rate of a live MJPEG view (`/live/<camera>.mjpg`); a camera slower than this keeps its rate.
+    pub live_max_fps: u32,
+    /// Live MJPEG viewers of one camera at once; one more gets 503.
+    pub live_max_viewers: usize,
 }
 
 impl Default for ServerConfig {
@@ -133,6 +137,8 @@ impl Default for ServerConfig {
             shutdown_timeout: 30.0,
             worker_threads: 0,
             web_ui: true,
+            live_max_fps: 15,
+            live_max_viewers: 16,
         }
     }
 }

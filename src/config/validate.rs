@@ -160,6 +160,8 @@ fn server(c: &mut Checker) {
         c.above(&format!("server.{k}"), 0.0);
     }
     c.range("server.worker_threads", 0, 256);
+    c.range("server.live_max_fps", 1, 60);
+    c.range("server.live_max_viewers", 1, 1000);
 }
 
 fn mediamtx(c: &mut Checker) {

@@ -38,7 +38,17 @@ pub enum Credential<'a> {
 
 /// Serve a download, checking credentials with `auth`.
 pub fn respond(files: &Files, auth: &Authenticator, req: &Request) -> Response {
-    respond_with(files, req, |c| match c {
+    respond_with(files, req, verifier(auth))
+}
+
+/// The identity behind a request's `Authorization` / `X-API-Key` header or signed URL, if valid, unexpired and at
+/// least viewer (other authenticated HTTP routes, such as the live view, use the same rules as downloads).
+pub fn request_identity(auth: &Authenticator, req: &Request) -> Option<Identity> {
+    authorize(req, verifier(auth))
+}
+
+fn verifier(auth: &Authenticator) -> impl Fn(Credential) -> Option<Identity> + '_ {
+    move |c| match c {
         Credential::Jwt(t) => auth.verify_jwt(t),
         Credential::ApiKey(k) => auth.verify_api_key(k),
         Credential::SignedUrl { path, query } => match auth.url_signer().verify(path, query, now_secs()) {
@@ -54,7 +64,7 @@ pub fn respond(files: &Files, auth: &Authenticator, req: &Request) -> Response {
                 None
             }
         },
-    })
+    }
 }
 
 fn now_secs() -> i64 {

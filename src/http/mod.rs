@@ -6,6 +6,7 @@ pub mod server;
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::net::TcpStream;
 
 /// Limits of a request head, as named constants (tungstenite's handshake uses the same figures).
 pub const MAX_HEAD_BYTES: usize = 16 * 1024;
@@ -118,10 +119,19 @@ pub fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// A response body: bytes in memory, or a byte range of a file streamed with a fixed buffer.
+/// A response body: bytes in memory, a byte range of a file streamed with a fixed buffer, or the socket itself.
 pub enum Body {
     Bytes(Vec<u8>),
-    File { file: File, offset: u64, len: u64 },
+    File {
+        file: File,
+        offset: u64,
+        len: u64,
+    },
+    /// A body of unknown length that someone else writes (the live MJPEG stream): the server writes the status line
+    /// and headers (no `Content-Length`, `Connection: close`), then gives the socket to the closure and forgets it,
+    /// so no server thread waits on a long-lived stream. Never called for `HEAD`, nor when the head could not be
+    /// written: the closure is dropped unused (whatever it holds is released by its `Drop`).
+    Handoff(Box<dyn FnOnce(TcpStream) + Send>),
 }
 
 pub struct Response {
@@ -148,26 +158,50 @@ impl Response {
         self
     }
 
-    fn body_len(&self) -> u64 {
+    /// The body's length; `None` for a hand-off (its length is unknown).
+    fn body_len(&self) -> Option<u64> {
         match &self.body {
-            Body::Bytes(b) => b.len() as u64,
-            Body::File { len, .. } => *len,
+            Body::Bytes(b) => Some(b.len() as u64),
+            Body::File { len, .. } => Some(*len),
+            Body::Handoff(_) => None,
         }
     }
 
-    /// Write status line, headers and (unless `head_only`) the body. The connection is closed afterwards.
-    pub fn write_to(self, out: &mut impl Write, head_only: bool) -> io::Result<()> {
+    fn head(&self) -> String {
         let mut head = format!("HTTP/1.1 {} {}\r\n", self.status, reason(self.status));
         for (n, v) in &self.headers {
             head.push_str(&format!("{n}: {v}\r\n"));
         }
-        head.push_str(&format!("Content-Length: {}\r\nConnection: close\r\n\r\n", self.body_len()));
-        out.write_all(head.as_bytes())?;
+        if let Some(len) = self.body_len() {
+            head.push_str(&format!("Content-Length: {len}\r\n"));
+        }
+        head.push_str("Connection: close\r\n\r\n");
+        head
+    }
+
+    /// Answer on `stream`: as [`Response::write_to`], except that a [`Body::Handoff`] gets the socket after the head.
+    pub fn send(self, mut stream: TcpStream, head_only: bool) -> io::Result<()> {
+        if !matches!(self.body, Body::Handoff(_)) {
+            return self.write_to(&mut stream, head_only);
+        }
+        stream.write_all(self.head().as_bytes())?;
+        stream.flush()?;
+        if let (Body::Handoff(take), false) = (self.body, head_only) {
+            take(stream);
+        }
+        Ok(())
+    }
+
+    /// Write status line, headers and (unless `head_only`) the body. The connection is closed afterwards. A
+    /// [`Body::Handoff`] needs the socket itself ([`Response::send`]): here only its head is written.
+    pub fn write_to(self, out: &mut impl Write, head_only: bool) -> io::Result<()> {
+        out.write_all(self.head().as_bytes())?;
         if head_only {
             return out.flush();
         }
         match self.body {
             Body::Bytes(b) => out.write_all(&b)?,
+            Body::Handoff(_) => {}
             Body::File { mut file, offset, len } => {
                 file.seek(SeekFrom::Start(offset))?;
                 let mut remaining = len;

@@ -151,7 +151,7 @@ fn serve_raw(router: &(dyn Fn(&Request) -> Response + Send + Sync), mut stream: 
     respond(router, &req, stream);
 }
 
-fn respond(router: &(dyn Fn(&Request) -> Response + Send + Sync), req: &Request, mut stream: TcpStream) {
+fn respond(router: &(dyn Fn(&Request) -> Response + Send + Sync), req: &Request, stream: TcpStream) {
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let head_only = req.method == "HEAD";
     let resp = if req.method != "GET" && !head_only {
@@ -160,7 +160,7 @@ fn respond(router: &(dyn Fn(&Request) -> Response + Send + Sync), req: &Request,
         router(req)
     };
     let status = resp.status;
-    if let Err(e) = resp.write_to(&mut stream, head_only) {
+    if let Err(e) = resp.send(stream, head_only) {
         log::debug!("HTTP {} {} -> {status}: client went away: {e}", req.method, req.path);
     }
 }

@@ -1,15 +1,21 @@
-//! Warm frame grabber: one long-running ffmpeg RTSP reader per camera, so repeated JPEG snapshots of a ready
-//! stream need not connect and wait for a key frame each time (~1.2 s → a file write).
+//! Warm frame grabber: one long-running ffmpeg reader per camera producing JPEG frames, shared by repeated
+//! snapshots (so they need not connect and wait for a key frame each time: ~1.2 s → a file write) and by the live
+//! MJPEG view (`live`), which gets every frame.
 //!
 //! The first stream snapshot of a camera starts `ffmpeg … -i rtsp://… -vf fps=5 -c:v mjpeg -f image2pipe pipe:1`;
 //! a reader thread splits stdout into JPEG frames and keeps only the latest one with its arrival time. Later
 //! snapshots with the same quality take that frame when it is younger than [`MAX_AGE`], else wait for the next.
-//! An owner thread per grabber stops ffmpeg [`IDLE`] after the last request, when the camera is no longer
-//! connected, when frames stop coming, when ffmpeg exits, when a request for another quality replaces it, and at
-//! shutdown. The map of grabbers is the one piece of shared state; its lock is never held across I/O.
+//! A live view attaches a [`Tap`]: the reader then runs at the live rate (the camera's, up to a cap) and offers
+//! each frame to the tap's channel without ever waiting on it (a full channel drops the frame). While a tap is
+//! attached, snapshots take the reader's frames whatever their quality instead of replacing the reader.
+//! An owner thread per grabber stops ffmpeg [`IDLE`] after the last snapshot request and [`LIVE_LINGER`] after the
+//! tap was detached (whichever is later), when the camera is no longer connected, when frames stop coming, when
+//! ffmpeg exits, when a request for another quality or a higher rate replaces it, and at shutdown. The map of
+//! grabbers is the one piece of shared state; its lock is never held across I/O.
 //!
 //! Trade-off: while the reader runs it is a MediaMTX reader, so an on-demand publisher stays up for the idle
-//! window. `performance.optimization.enable_caching: false` disables the grabber.
+//! window. `performance.optimization.enable_caching: false` disables the grabber for snapshots (a live view still
+//! uses one).
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
@@ -20,6 +26,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crossbeam_channel::Sender;
 use parking_lot::{Condvar, Mutex};
 
 use super::process::Ffmpeg;
@@ -31,7 +38,10 @@ use crate::process::Shutdown;
 pub const IDLE: Duration = Duration::from_secs(30);
 /// A kept frame at most this old is used as is.
 pub const MAX_AGE: Duration = Duration::from_millis(500);
-/// Frames per second the reader encodes (enough for `MAX_AGE`, cheap on a small box).
+/// After the live view detached, the reader stays this long for a viewer that comes back (a page re-render, a
+/// renewed URL) before the snapshot idle rule alone decides.
+pub const LIVE_LINGER: Duration = Duration::from_secs(2);
+/// Frames per second the reader encodes for snapshots alone (enough for `MAX_AGE`, cheap on a small box).
 const FPS: u32 = 5;
 /// No frame for this long (after the first one, or since start) ends the reader.
 const STALL: Duration = Duration::from_secs(10);
@@ -67,13 +77,15 @@ pub struct Existing {
     pub ended: bool,
     /// Age of the kept frame, None before the first one.
     pub frame_age: Option<Duration>,
+    /// A live view is attached: never replace it for a snapshot's quality (its viewers would lose the stream).
+    pub live: bool,
 }
 
 pub fn decide(existing: Option<Existing>, qscale: u8) -> Decision {
     match existing {
         None => Decision::Start,
         Some(e) if e.ended => Decision::Start,
-        Some(e) if e.qscale != qscale => Decision::Replace,
+        Some(e) if e.qscale != qscale && !e.live => Decision::Replace,
         Some(e) if e.frame_age.is_some_and(|a| a <= MAX_AGE) => Decision::Use,
         Some(_) => Decision::Wait,
     }
@@ -86,27 +98,57 @@ struct Slot {
     ended: Option<String>,
 }
 
+/// The live view's attachment to a reader.
+#[derive(Default)]
+struct LiveLink {
+    /// Where every frame is offered (never waited on).
+    tx: Option<Sender<Frame>>,
+    /// When the last tap was detached.
+    detached_at: Option<Instant>,
+}
+
+impl LiveLink {
+    /// Neither attached nor recently detached.
+    fn idle(&self) -> bool {
+        self.tx.is_none() && self.detached_at.is_none_or(|t| t.elapsed() >= LIVE_LINGER)
+    }
+}
+
 struct Grabber {
     device: String,
     qscale: u8,
+    /// Frames per second ffmpeg encodes.
+    fps: u32,
     slot: Mutex<Slot>,
     cv: Condvar,
+    /// The last snapshot request.
     last_request: Mutex<Instant>,
-    /// Set to end the grabber early (replaced by another quality).
+    live: Mutex<LiveLink>,
+    /// Set to end the grabber early (replaced by another quality or rate).
     stop: AtomicBool,
 }
 
 impl Grabber {
     fn existing(&self) -> Existing {
+        let live = self.live.lock().tx.is_some();
         let slot = self.slot.lock();
         Existing {
             qscale: self.qscale,
             ended: slot.ended.is_some(),
             frame_age: slot.frame.as_ref().map(|f| f.at.elapsed()),
+            live,
         }
     }
 
+    fn ended(&self) -> bool {
+        self.slot.lock().ended.is_some()
+    }
+
     fn publish(&self, frame: Frame) {
+        if let Some(tx) = &self.live.lock().tx {
+            // A full channel means the live view is behind: it misses this frame, the reader never waits.
+            let _ = tx.try_send(frame.clone());
+        }
         self.slot.lock().frame = Some(frame);
         self.cv.notify_all();
     }
@@ -167,27 +209,70 @@ impl Grabbers {
                 if let Some(old) = current {
                     old.stop.store(true, Ordering::SeqCst);
                 }
-                self.start(device, input, qscale)?
+                self.start(device, input, qscale, FPS, Instant::now())?
             }
         };
         *grabber.last_request.lock() = Instant::now();
         grabber.wait_frame(requested.checked_sub(MAX_AGE).unwrap_or(requested), deadline)
     }
 
-    fn start(&self, device: &str, input: &[String], qscale: u8) -> Result<Arc<Grabber>, String> {
+    /// Attach the live view of `device` to its reader, starting one at `fps` (or replacing a slower one) when
+    /// needed; every frame is then offered to `tx` until the returned [`Tap`] is dropped. `input` is the ffmpeg input
+    /// options (`… -i …`), `qscale` the quality of a reader started here.
+    pub fn attach_live(
+        &self,
+        device: &str,
+        input: &[String],
+        qscale: u8,
+        fps: u32,
+        tx: Sender<Frame>,
+    ) -> Result<Tap, String> {
+        let current = self.map.lock().get(device).cloned();
+        let g = match current {
+            Some(g) if !g.ended() && g.fps >= fps => g,
+            other => {
+                if let Some(old) = other {
+                    old.stop.store(true, Ordering::SeqCst);
+                }
+                // No snapshot asked for this reader: only the live view keeps it running.
+                let never = Instant::now().checked_sub(IDLE).unwrap_or_else(Instant::now);
+                self.start(device, input, qscale, fps, never)?
+            }
+        };
+        g.live.lock().tx = Some(tx);
+        Ok(Tap(g))
+    }
+
+    /// True while a live view is attached to `device`'s reader (a snapshot then takes its frames).
+    pub fn is_live(&self, device: &str) -> bool {
+        self.map.lock().get(device).is_some_and(|g| g.live.lock().tx.is_some() && !g.ended())
+    }
+
+    fn start(
+        &self,
+        device: &str,
+        input: &[String],
+        qscale: u8,
+        fps: u32,
+        last_request: Instant,
+    ) -> Result<Arc<Grabber>, String> {
         let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin"].map(String::from).to_vec();
         args.extend_from_slice(input);
-        let fps = format!("fps={FPS}");
+        let fps_filter = format!("fps={fps}");
         let q = qscale.to_string();
-        args.extend(["-an", "-vf", &fps, "-c:v", "mjpeg", "-q:v", &q, "-f", "image2pipe", "pipe:1"].map(String::from));
+        args.extend(
+            ["-an", "-vf", &fps_filter, "-c:v", "mjpeg", "-q:v", &q, "-f", "image2pipe", "pipe:1"].map(String::from),
+        );
         let label = format!("grabber {device}");
         let (process, stdout) = Ffmpeg::spawn_piped(&label, &args).map_err(|e| format!("cannot start ffmpeg: {e}"))?;
         let g = Arc::new(Grabber {
             device: device.to_string(),
             qscale,
+            fps,
             slot: Mutex::default(),
             cv: Condvar::new(),
-            last_request: Mutex::new(Instant::now()),
+            last_request: Mutex::new(last_request),
+            live: Mutex::default(),
             stop: AtomicBool::new(false),
         });
         let reader = {
@@ -227,7 +312,7 @@ impl Grabbers {
             g.end(format!("cannot start owner thread: {e}"));
             return Err(format!("cannot start owner thread: {e}"));
         }
-        log::info!("{label}: warm stream reader started (q:v {qscale})");
+        log::info!("{label}: warm stream reader started (q:v {qscale}, {fps} fps)");
         Ok(g)
     }
 
@@ -235,6 +320,24 @@ impl Grabbers {
     #[cfg(test)]
     pub fn count(&self) -> usize {
         self.map.lock().len()
+    }
+}
+
+/// The live view's hold on a reader: frames go to its channel until it is dropped.
+pub struct Tap(Arc<Grabber>);
+
+impl Tap {
+    /// The reader ended (ffmpeg exited, the camera went away, shutdown): attach again for a new one.
+    pub fn ended(&self) -> bool {
+        self.0.ended()
+    }
+}
+
+impl Drop for Tap {
+    fn drop(&mut self) {
+        let mut live = self.0.live.lock();
+        live.tx = None;
+        live.detached_at = Some(Instant::now());
     }
 }
 
@@ -256,8 +359,8 @@ impl Owner {
             if self.g.stop.load(Ordering::SeqCst) {
                 break "replaced".to_string();
             }
-            if self.g.last_request.lock().elapsed() >= IDLE {
-                break format!("idle for {}s", IDLE.as_secs());
+            if self.g.live.lock().idle() && self.g.last_request.lock().elapsed() >= IDLE {
+                break "idle".to_string();
             }
             if let Some(st) = process.try_wait() {
                 break format!("ffmpeg ended ({}) {}", super::process::describe(st), process.stderr_tail());

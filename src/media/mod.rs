@@ -8,12 +8,14 @@
 //!   publishes a read-mostly view of the sessions on the [`Recordings`] board (camera listings,
 //!   `get_recording_status`, file protection, the shutdown budget).
 //! - JPEG snapshots of a ready stream reuse a warm per-camera reader (`grabber`) for 30 s after the last one.
+//! - The live MJPEG view (`live`) feeds every viewer of a camera from that same reader, at the live rate.
 //! - Every ffmpeg child goes through `process` (own process group, drained stderr, SIGINT → SIGKILL, reaped).
 //!
 //! The component talks to cameras and MediaMTX through two small traits ([`CameraLookup`], [`StreamServer`]) so
 //! tests can drive it with plain `Camera` values and a fake stream server.
 
 mod grabber;
+pub mod live;
 pub mod process;
 mod recorder;
 pub mod rpc;
@@ -41,6 +43,7 @@ use crate::process::status::Components;
 use crate::process::{Shutdown, Supervisor};
 use crate::rpc::notify::Hub;
 
+pub use live::LiveView;
 pub use session::StartParams;
 pub use snapshot::SnapshotParams;
 

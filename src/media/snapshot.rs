@@ -249,6 +249,10 @@ pub fn take(shared: &Shared, req: &Request) -> Result<Value> {
 
 /// The tiers to try, in order, for the camera's current state.
 fn plan(shared: &Shared, camera: &Camera, req: &Request) -> Vec<Tier> {
+    // A live view's reader holds the camera (a V4L2 device opens once): take its frame.
+    if req.format == ImageFormat::Jpeg && shared.grabbers.is_live(&camera.device) {
+        return vec![Tier::StreamWarm, Tier::Direct];
+    }
     let mtx = &shared.mediamtx;
     if !(mtx.enabled() && mtx.available()) {
         return vec![Tier::Direct];

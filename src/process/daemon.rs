@@ -16,7 +16,7 @@ use crate::files::{Files, FilesOwner};
 use crate::http::routes::{self, Routes};
 use crate::http::server::{self, HttpPool, Router};
 use crate::media::streaming::{Streaming, StreamingThread};
-use crate::media::{Media, RecorderThread, RecorderWiring, Recordings};
+use crate::media::{LiveView, Media, RecorderThread, RecorderWiring, Recordings};
 use crate::mediamtx::{CameraFeed, Hooks, MediaMtx, MediaMtxThreads};
 use crate::process::heartbeat::Heartbeats;
 use crate::process::status::Components;
@@ -127,6 +127,8 @@ struct Handles {
     files: Files,
     media: Media,
     streaming: Streaming,
+    /// Live MJPEG views over the media component's frame readers.
+    live: LiveView,
     /// Subscribed before the registry runs, so no camera is missed.
     mediamtx_feed: CameraFeed,
     recorder_events: crossbeam_channel::Receiver<crate::camera::CameraEvent>,
@@ -160,6 +162,7 @@ fn build(config: Arc<Config>, auth: Authenticator, shutdown: &Shutdown) -> (Hand
     });
     let (streaming, streaming_thread) =
         Streaming::new(config.clone(), Arc::new(cameras.clone()), Arc::new(mediamtx.clone()));
+    let live = LiveView::new(&media, auth.url_signer().clone(), shutdown.clone());
     let handles = Handles {
         hub: Hub::new(),
         components,
@@ -175,6 +178,7 @@ fn build(config: Arc<Config>, auth: Authenticator, shutdown: &Shutdown) -> (Hand
         files,
         media,
         streaming,
+        live,
         config,
     };
     let threads = Threads {
@@ -214,6 +218,7 @@ fn method_table(h: &Handles) -> Table {
         .with(h.media.clone(), crate::media::rpc::METHODS)
         .with(h.streaming.clone(), crate::media::streaming::METHODS)
         .with(external, crate::camera::external::rpc::METHODS)
+        .with(h.live.clone(), crate::media::live::METHODS)
         .with(FileMethods { files: h.files.clone(), urls: h.auth.url_signer().clone() }, crate::files::rpc::METHODS)
 }
 
@@ -226,6 +231,7 @@ pub fn method_names() -> Vec<&'static str> {
         .chain(names_of(crate::media::rpc::METHODS))
         .chain(names_of(crate::media::streaming::METHODS))
         .chain(names_of(crate::camera::external::rpc::METHODS))
+        .chain(names_of(crate::media::live::METHODS))
         .chain(names_of(crate::files::rpc::METHODS))
         .collect();
     v.sort_unstable();
@@ -233,7 +239,7 @@ pub fn method_names() -> Vec<&'static str> {
 }
 
 /// The HTTP routes over narrow handles: (health port, WebSocket port). The WebSocket port also serves the web
-/// console, then the same routes as the health port (of which its listener forwards only `/files/`).
+/// console, then the same routes as the health port (of which its listener forwards only `/files/` and `/live/`).
 fn routers(h: &Handles) -> (Router, Router) {
     let health = routes::Health {
         components: h.components.clone(),
@@ -242,8 +248,12 @@ fn routers(h: &Handles) -> (Router, Router) {
         started: h.started,
     };
     let (files, auth) = (h.files.clone(), h.auth.clone());
-    let routes =
-        Arc::new(Routes::new(health).prefix("/files/", move |req| crate::files::download::respond(&files, &auth, req)));
+    let (live, live_auth) = (h.live.clone(), h.auth.clone());
+    let routes = Arc::new(
+        Routes::new(health)
+            .prefix("/files/", move |req| crate::files::download::respond(&files, &auth, req))
+            .prefix(crate::media::live::PREFIX, move |req| live.respond(&live_auth, req)),
+    );
     let site = crate::web::Site::new(&h.config);
     let for_ws = routes.clone();
     let ws: Router =

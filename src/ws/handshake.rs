@@ -29,7 +29,8 @@ pub fn route(req: Request, ws_path: &str) -> Route {
             Err(why) => Route::Reject(Response::text(400, why)),
         };
     }
-    let http_path = req.path.starts_with("/files/") || crate::web::is_web_path(&req.path);
+    let http_path =
+        req.path.starts_with("/files/") || req.path.starts_with("/live/") || crate::web::is_web_path(&req.path);
     if http_path && (req.method == "GET" || req.method == "HEAD") {
         return Route::Http(req);
     }

@@ -13,6 +13,7 @@ use tungstenite::stream::MaybeTlsStream;
 use tungstenite::{Message, WebSocket};
 
 pub mod mediamtx;
+pub mod mjpeg;
 pub mod ports;
 pub mod prereq;
 

@@ -3,6 +3,7 @@
 
 mod cdp;
 mod console;
+mod live;
 mod routes;
 mod webrtc;
 

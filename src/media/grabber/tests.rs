@@ -83,7 +83,7 @@ fn garbage_and_broken_frames_are_skipped() {
 fn decision_follows_freshness_and_quality() {
     let fresh = Some(Duration::from_millis(100));
     let stale = Some(Duration::from_secs(2));
-    let e = |qscale, ended, frame_age| Some(Existing { qscale, ended, frame_age });
+    let e = |qscale, ended, frame_age| Some(Existing { qscale, ended, frame_age, live: false });
     assert_eq!(decide(None, 6), Decision::Start);
     assert_eq!(decide(e(6, false, fresh), 6), Decision::Use);
     assert_eq!(decide(e(6, false, Some(MAX_AGE)), 6), Decision::Use);
@@ -93,6 +93,11 @@ fn decision_follows_freshness_and_quality() {
     assert_eq!(decide(e(10, false, None), 6), Decision::Replace);
     assert_eq!(decide(e(6, true, fresh), 6), Decision::Start, "an ended reader is never used");
     assert_eq!(decide(e(10, true, fresh), 6), Decision::Start);
+    // A reader that feeds a live view is never replaced for a snapshot's quality.
+    let live = |qscale, ended, frame_age| Some(Existing { qscale, ended, frame_age, live: true });
+    assert_eq!(decide(live(6, false, fresh), 10), Decision::Use);
+    assert_eq!(decide(live(6, false, None), 10), Decision::Wait);
+    assert_eq!(decide(live(6, true, fresh), 10), Decision::Start);
 }
 
 /// One camera whose status the test can change.
@@ -170,4 +175,55 @@ fn grabber_serves_fresh_frames_and_stops_on_disconnect_and_shutdown() {
     wait_until("reader to stop at shutdown", || grabbers.count() == 0 && g.existing().ended);
     let slot = g.slot.lock();
     assert_eq!(slot.ended.as_deref(), Some("shutdown"));
+}
+
+/// The live view's tap: every frame reaches its channel at the live rate, a slower snapshot reader is replaced, a
+/// snapshot of another quality reuses the live reader, and the reader stops once the tap is gone and no snapshot
+/// asked for it.
+#[test]
+fn live_tap_gets_frames_and_the_reader_stops_after_it_detaches() {
+    let cfg = crate::config::VirtualCameraConfig {
+        name: "T".into(),
+        width: 160,
+        height: 120,
+        fps: 15,
+        pattern: "testsrc2".into(),
+    };
+    let camera = crate::camera::virtual_camera(0, &cfg);
+    let device = camera.device.clone();
+    let cams = Arc::new(Cam(Mutex::new(Arc::new(camera))));
+    let shutdown = Shutdown::new();
+    let grabbers = Grabbers::new(true, shutdown.clone(), cams);
+    let deadline = || Instant::now() + Duration::from_secs(20);
+
+    // A snapshot reader at 5 fps exists; the live view needs 15: replaced.
+    grabbers.frame(&device, &lavfi_input(), 6, deadline()).unwrap();
+    let slow = grabbers.map.lock().get(&device).cloned().unwrap();
+    assert!(!grabbers.is_live(&device));
+    let (tx, rx) = crossbeam_channel::bounded(4);
+    let tap = grabbers.attach_live(&device, &lavfi_input(), 8, 15, tx).unwrap();
+    let fast = grabbers.map.lock().get(&device).cloned().unwrap();
+    assert!(!Arc::ptr_eq(&slow, &fast) && fast.fps == 15);
+    assert!(grabbers.is_live(&device));
+    let end = Instant::now() + Duration::from_secs(20);
+    let mut got = Vec::new();
+    while got.len() < 10 {
+        got.push(rx.recv_deadline(end).expect("live frames keep coming"));
+    }
+    let span = got[9].at.duration_since(got[0].at);
+    assert!(span < Duration::from_millis(1500), "10 frames at 15 fps took {span:?}");
+
+    // A snapshot of another quality takes the live reader's frame instead of replacing it.
+    grabbers.frame(&device, &lavfi_input(), 20, deadline()).unwrap();
+    assert!(Arc::ptr_eq(&fast, &grabbers.map.lock().get(&device).cloned().unwrap()));
+    // That snapshot keeps the reader for the snapshot idle window; forget it to watch the live rule alone.
+    *fast.last_request.lock() = Instant::now() - IDLE;
+
+    drop(tap);
+    assert!(!grabbers.is_live(&device));
+    thread::sleep(LIVE_LINGER / 2);
+    assert_eq!(grabbers.count(), 1, "the reader lingers briefly for a returning viewer");
+    wait_until("reader to stop after the live view left", || grabbers.count() == 0);
+    assert!(fast.ended());
+    shutdown.trigger();
 }

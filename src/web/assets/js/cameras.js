@@ -23,6 +23,14 @@ export class Cameras {
     this.canControl = false;
     this.grid = $('#camera-grid');
     setInterval(() => this.tick(), 1000);
+    document.addEventListener('visibilitychange', () => {
+      for (const card of this.cards.values()) card.live.setHidden(document.hidden);
+    });
+  }
+
+  /** Start every live view again (after a reconnect: a daemon restart ended their streams). */
+  restartLive() {
+    for (const card of this.cards.values()) card.live.restart();
   }
 
   /** Role changed (sign-in): rebuild every card with or without the control buttons. */

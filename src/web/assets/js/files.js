@@ -72,7 +72,9 @@ export class Files {
 
   snapshotItem(f) {
     const img = h('img', { alt: `Snapshot ${f.filename}`, loading: 'lazy', decoding: 'async' });
-    this.urls.file('snapshot', f.filename).then((u) => { img.src = u; }).catch(() => { img.alt = 'Preview unavailable'; });
+    this.urls.thumb('snapshot', f.filename, () => img.isConnected)
+      .then((u) => { img.src = u; })
+      .catch((e) => { if (e) img.alt = 'Preview unavailable'; });
     const open = h('button', { class: 'thumb', type: 'button', 'aria-label': `View ${f.filename}` }, img);
     open.addEventListener('click', () => this.view(f));
     const facts = [fmtDate(f.modified_time), fmtBytes(f.file_size), f.width && f.height ? `${f.width}×${f.height}` : null]

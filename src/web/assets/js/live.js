@@ -64,6 +64,7 @@ export class LiveView {
     this.session = null;
     this.gen = 0;
     this.paused = false;
+    this.hidden = false;
     this.timer = null;
   }
 
@@ -82,10 +83,19 @@ export class LiveView {
     this.restart();
   }
 
+  /** A page in the background streams nothing (phones, metered links); it resumes when shown again. */
+  setHidden(hidden) {
+    if (hidden === this.hidden) return;
+    this.hidden = hidden;
+    this.restart();
+  }
+
   restart() {
     this.stop();
     const gen = this.gen;
+    if (!this.key) return;
     if (this.paused) return this.note('Live view paused');
+    if (this.hidden) return this.note('Live view paused while the page is hidden');
     if (this.key.startsWith('off:')) return this.note(`Camera ${this.cam.status.toLowerCase()}`);
     if (this.key.startsWith('webrtc:')) this.startWebrtc(gen);
     else this.startMjpeg(gen, null);

@@ -102,6 +102,7 @@ rpc.addEventListener('authenticated', (ev) => {
     showApp(result);
   } else {
     system.event('connection', 're-established and authenticated again');
+    cameras.restartLive();
   }
   loadAll();
 });
