@@ -35,6 +35,7 @@ fn run_in(cwd: &Path, args: &[&str], env: &[(String, String)]) -> Run {
         .args(args)
         .current_dir(cwd)
         .env_clear()
+        .envs(crate::support::profile_env())
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .output()
         .expect("run camera-service");

@@ -411,6 +411,11 @@ fn an_ip_camera_through_mediamtx_records_snapshots_and_is_kept_up_for_viewing() 
     assert_eq!(conf["sourceOnDemand"], true, "{conf}");
 
     let rtsp = format!("rtsp://127.0.0.1:{}/gate", server.ports.rtsp);
+    // The daemon learns a path's runtime state from its periodic read of MediaMTX's path list, a moment after the
+    // path was configured.
+    wait_until("the gate path in the daemon's view of MediaMTX", Duration::from_secs(10), || {
+        viewer.ok("get_stream_url", json!({"device": "gate"}))["available"] == true
+    });
     let u = seen.ok(&mut viewer, "get_stream_url", json!({"device": "gate"}));
     assert_eq!((u["stream_url"].clone(), u["available"].clone()), (json!(rtsp), json!(true)), "{u}");
     assert_eq!(u["stream_name"], "gate");

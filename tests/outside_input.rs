@@ -28,7 +28,12 @@ fn crafted_mp4() -> Vec<u8> {
 
 /// The daemon's log once `ready` holds for it (the log writer is a thread of its own), or after 10 s.
 pub fn log_once(d: &Daemon, ready: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    log_once_within(d, Duration::from_secs(10), ready)
+}
+
+/// [`log_once`] with another bound.
+pub fn log_once_within(d: &Daemon, within: Duration, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + within;
     loop {
         let log = d.stderr();
         if ready(&log) || Instant::now() > deadline {
@@ -77,9 +82,13 @@ fn crafted_media_files_cost_only_their_own_metadata() {
     // One warning per file, not one per listing.
     let names = ["camera0_2025-01-01_00-00-00.mp4", "flat.mp4", "nested.mp4", "cut.jpg", "sig.png"];
     log_once(&d, |log| names.iter().all(|n| log.contains(n)));
-    // Give a repeated warning from the second round of listings time to reach the log too.
-    std::thread::sleep(Duration::from_millis(300));
-    let log = d.stderr();
+    // A repeated warning from the second round of listings would have been logged before the daemon answered it; a
+    // line logged after those answers (a new session) proves the log holds everything the listings wrote.
+    let sessions = |log: &str| log.matches("authenticated test-").count();
+    let before = sessions(&d.stderr());
+    let _marker = d.client_as("viewer");
+    let log = log_once(&d, |log| sessions(log) > before);
+    assert!(sessions(&log) > before, "the marker session was not logged: {log}");
     for name in names {
         let warnings = log.lines().filter(|l| l.contains("WARNING") && l.contains(name)).count();
         assert_eq!(warnings, 1, "{name}: {warnings} warnings in {log}");
@@ -103,11 +112,22 @@ fn retention_daemon(policy_file: &'static str) -> Daemon {
         .start()
 }
 
+/// What a scheduled cleanup logs when it does not run: under an unreadable policy, under a manual/disabled one.
+const SKIPPED_UNREADABLE: &str = "retention: scheduled cleanup skipped: ";
+const SKIPPED_DISABLED: &str = "retention: scheduled cleanup skipped (policy is manual or disabled)";
+
+/// Wait (at most 15 s) until `n` scheduled cleanups logged `line`.
+fn wait_for_skipped_cleanups(d: &Daemon, line: &str, n: usize) {
+    let log = log_once_within(d, Duration::from_secs(15), |log| log.matches(line).count() >= n);
+    assert!(log.matches(line).count() >= n, "fewer than {n} scheduled cleanups logged {line:?}: {log}");
+}
+
 #[test]
 fn an_unreadable_retention_policy_stops_automatic_deletion() {
     // The operator had switched deletion off; the file got damaged afterwards.
     let d = retention_daemon("{\"policy_type\": \"manual\", \"enabled\": fal");
-    std::thread::sleep(Duration::from_millis(3500));
+    // Three scheduled cleanups (one a second) ran and refused to apply the unknown policy.
+    wait_for_skipped_cleanups(&d, SKIPPED_UNREADABLE, 3);
     assert!(d.path("recordings/old.mp4").exists(), "a scheduled cleanup deleted a recording");
     assert!(d.path("snapshots/old.jpg").exists(), "a scheduled cleanup deleted a snapshot");
     let log = log_once(&d, |log| log.lines().any(|l| l.contains("ERROR") && l.contains("retention.json")));
@@ -136,10 +156,11 @@ fn an_unreadable_retention_policy_stops_automatic_deletion() {
 #[test]
 fn a_repaired_retention_policy_is_picked_up_without_a_restart() {
     let d = retention_daemon("not json at all");
-    std::thread::sleep(Duration::from_millis(2500));
+    wait_for_skipped_cleanups(&d, SKIPPED_UNREADABLE, 2);
     assert!(d.path("recordings/old.mp4").exists());
     std::fs::write(d.path("state/retention.json"), "{\"policy_type\": \"manual\", \"enabled\": false}").unwrap();
-    std::thread::sleep(Duration::from_millis(2500));
+    // Two scheduled cleanups under the repaired (manual, disabled) policy.
+    wait_for_skipped_cleanups(&d, SKIPPED_DISABLED, 2);
     assert!(d.path("recordings/old.mp4").exists(), "manual/disabled must keep everything");
     let log = log_once(&d, |log| log.contains("readable again"));
     assert!(log.contains("readable again"), "{log}");
@@ -158,8 +179,10 @@ fn authenticate_works_with_every_file_descriptor_in_use() {
             hold.push(s);
         }
     }
-    std::thread::sleep(Duration::from_millis(500));
-    let open = std::fs::read_dir(format!("/proc/{}/fd", d.child.id())).unwrap().count();
+    let fds = || std::fs::read_dir(format!("/proc/{}/fd", d.child.id())).unwrap().count();
+    // The daemon accepts the connections asynchronously.
+    crate::support::wait_until("the daemon's descriptor table to fill", Duration::from_secs(10), || fds() >= 62);
+    let open = fds();
     assert!(open >= 62, "only {open} of 64 descriptors in use: the test did not reach the limit");
     let r = client.call("authenticate", json!({"auth_token": token("viewer", 600)}));
     assert_eq!(r["result"]["authenticated"], true, "{r}");
@@ -167,4 +190,58 @@ fn authenticate_works_with_every_file_descriptor_in_use() {
     assert_eq!(client.call("ping", Value::Null)["result"], "pong");
     let log = d.stderr();
     assert!(!log.contains("panicked"), "{log}");
+}
+
+/// An `ffmpeg` on the daemon's PATH that fails the way `mode` (a file next to it) says: `fail` (an error line,
+/// exit 1), `empty` (exit 0 without writing), `hang` (never ends). `-version` answers like ffmpeg.
+fn broken_ffmpeg(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = "#!/bin/sh\n\
+        [ \"$1\" = -version ] && { echo 'ffmpeg version 6.0'; exit 0; }\n\
+        case \"$(cat \"$(dirname \"$0\")/mode\")\" in\n\
+        fail) echo '[in#0 @ 0x1] Error opening input: Input/output error' >&2; exit 1;;\n\
+        empty) exit 0;;\n\
+        *) exec sleep 60;;\n\
+        esac\n";
+    let path = bin.join("ffmpeg");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    bin
+}
+
+#[test]
+fn a_failing_capture_is_reported_with_ffmpegs_reason_and_leaves_no_file() {
+    let dir = crate::support::TempDir::new("broken-ffmpeg");
+    let bin = broken_ffmpeg(dir.path());
+    std::fs::write(bin.join("mode"), "fail").unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let d = Daemon::builder()
+        .yaml("camera:\n  virtual:\n  - {name: T, width: 320, height: 240, fps: 10, pattern: testsrc2}")
+        .yaml("ffmpeg:\n  snapshot:\n    execution_timeout: 1.0")
+        .env("PATH", &path)
+        .start();
+    let mut c = d.client_as("operator");
+    for (mode, why) in [
+        ("fail", "lavfi_direct: exit code 1 [in#0 @ 0x1] Error opening input: Input/output error"),
+        ("empty", "lavfi_direct: no frame written"),
+        ("hang", "lavfi_direct: timed out after 1.0s"),
+    ] {
+        std::fs::write(bin.join("mode"), mode).unwrap();
+        let r = c.ok("take_snapshot", json!({"device": "virtual0", "filename": mode}));
+        assert_eq!(
+            (r["status"].clone(), r["file_size"].clone(), r["file_path"].clone()),
+            (json!("FAILED"), json!(0), json!("")),
+            "{mode}: {r}"
+        );
+        let error = r["error"].as_str().unwrap();
+        assert!(error.starts_with("All snapshot capture methods failed for virtual0 after "), "{mode}: {error}");
+        assert!(error.ends_with(why), "{mode}: {error}");
+        assert_eq!(r["filename"], format!("{mode}.jpg"));
+    }
+    // Nothing is left behind: no snapshot, no partial file.
+    let left: Vec<_> = std::fs::read_dir(d.path("snapshots")).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "{left:?}");
+    assert_eq!(c.ok("list_snapshots", json!({}))["total"], 0);
 }

@@ -115,7 +115,12 @@ fn bad_tokens_are_rejected_as_results() {
     }
     let r = c.ok("authenticate", json!({"token": "x".repeat(32), "auth_type": "api_key"}));
     assert_eq!(r, json!({"authenticated": false, "error": "Invalid or expired API key"}));
+    // An auth_type the service does not know: both credential kinds are tried, and the failure says so.
+    let r = c.ok("authenticate", json!({"token": "garbage", "auth_type": "oauth"}));
+    assert_eq!(r, json!({"authenticated": false, "error": "Invalid authentication token"}));
     assert_eq!(err_code(&c.call("ping", Value::Null)), -32001, "still unauthenticated");
+    let r = d.client().ok("authenticate", json!({"token": token("viewer", 600), "auth_type": "oauth"}));
+    assert_eq!((r["authenticated"].clone(), r["role"].clone()), (json!(true), json!("viewer")), "{r}");
     // per-call tokens authenticate the connection, bad ones fail with -32001
     let r = c.call("ping", json!({"auth_token": forged}));
     assert_eq!(r["error"]["message"], "Authentication failed: Invalid or expired JWT token");

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{bin, free_port, TempDir, JWT_SECRET};
+use crate::support::{bin, free_port, stop_child, TempDir, JWT_SECRET};
 
 /// A complete config for a daemon in `dir`, with `extra` YAML appended (later keys win).
 fn config(dir: &Path, port: u16, health_port: u16, state: &Path, recordings: &Path) -> String {
@@ -48,7 +48,7 @@ fn run_to_exit(dir: &Path, yaml: &str) -> (Option<i32>, String) {
             break st;
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
+            stop_child(&mut child, Duration::from_secs(5));
             panic!("the daemon did not exit on a start-up failure");
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -106,32 +106,86 @@ fn busy_ports_name_the_address() {
 }
 
 #[test]
+fn a_start_up_failure_reaches_stderr_whatever_the_logging_settings() {
+    let t = TempDir::new("startup-quiet");
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = taken.local_addr().unwrap().port();
+    let base = config(t.path(), busy, free_port(), &t.path().join("state"), &t.path().join("rec"));
+    // Console logging off: the line is written to stderr directly. Only errors logged (ERROR, or CRITICAL, which
+    // `log` has no level of its own for): the line goes through the log. Either way exactly once.
+    for (what, yaml) in [
+        ("console off", format!("{base}  console_enabled: false\n")),
+        ("ERROR", base.replace("level: INFO", "level: ERROR")),
+        ("CRITICAL", base.replace("level: INFO", "level: CRITICAL")),
+    ] {
+        let (code, stderr) = run_to_exit(t.path(), &yaml);
+        assert_eq!(code, Some(1), "{what}: {stderr}");
+        let line = failure_line(&stderr);
+        assert!(
+            line.contains(&format!("127.0.0.1:{busy}")) && line.contains("Address already in use"),
+            "{what}: {line}"
+        );
+        if what != "console off" {
+            assert!(!stderr.contains(" INFO "), "{what}: INFO lines logged: {stderr}");
+        }
+    }
+    drop(taken);
+}
+
+#[test]
 fn ready_then_watchdog_pings_under_systemd() {
     let t = TempDir::new("startup-notify");
     let socket_path = t.path().join("notify.sock");
     let socket = UnixDatagram::bind(&socket_path).unwrap();
-    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    let yaml = config(t.path(), free_port(), free_port(), &t.path().join("state"), &t.path().join("rec"));
-    let mut child = daemon_command(t.path(), &yaml)
-        .env("NOTIFY_SOCKET", &socket_path)
-        // One ping per half period: 400 ms.
-        .env("WATCHDOG_USEC", "800000")
-        .env_remove("WATCHDOG_PID")
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let stderr_path = t.path().join("stderr.log");
     let mut got = Vec::new();
     let mut buf = [0u8; 256];
+    // A port picked free may be taken before the daemon binds it: it then exits naming the address, and the test
+    // starts it again on other ports.
+    let mut attempt = 0;
+    let mut child = loop {
+        attempt += 1;
+        let yaml = config(t.path(), free_port(), free_port(), &t.path().join("state"), &t.path().join("rec"));
+        let mut child = daemon_command(t.path(), &yaml)
+            .env("NOTIFY_SOCKET", &socket_path)
+            // One ping per half period: 400 ms.
+            .env("WATCHDOG_USEC", "800000")
+            .env_remove("WATCHDOG_PID")
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let first = loop {
+            if let Ok(n) = socket.recv(&mut buf) {
+                break Some(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+            if child.try_wait().unwrap().is_some() || Instant::now() > deadline {
+                break None;
+            }
+        };
+        match first {
+            Some(m) => {
+                got.push(m);
+                break child;
+            }
+            None => {
+                stop_child(&mut child, Duration::from_secs(5));
+                let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                assert!(attempt < 5 && log.contains("Address already in use"), "no READY notification: {log}");
+            }
+        }
+    };
+    socket.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
     while got.iter().filter(|m: &&String| m.as_str() == "WATCHDOG=1").count() < 3 {
         match socket.recv(&mut buf) {
             Ok(n) => got.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
             Err(e) => {
-                let _ = child.kill();
+                stop_child(&mut child, Duration::from_secs(5));
                 panic!("no notification ({e}); got {got:?}");
             }
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    assert!(stop_child(&mut child, Duration::from_secs(10)), "the daemon did not stop on SIGTERM");
     assert!(got[0].starts_with("READY=1"), "{got:?}");
 }

@@ -16,6 +16,7 @@ mod fake_mediamtx;
 mod files;
 mod fuzz;
 mod hardening_net;
+mod http_edges;
 mod media;
 mod mediamtx;
 mod outside_input;

@@ -36,17 +36,6 @@ impl Session {
         self.window_count += 1;
         true
     }
-
-    /// Clear an expired JWT session (so the connection can authenticate again, fixing the Python defect D7 of
-    /// docs/migration.md). True if it expired.
-    pub fn expire_if_due(&mut self, now_secs: i64) -> bool {
-        let expired = self.identity.as_ref().and_then(|i| i.expires_at).is_some_and(|exp| now_secs >= exp);
-        if expired {
-            self.identity = None;
-            self.session_id = None;
-        }
-        expired
-    }
 }
 
 #[cfg(test)]

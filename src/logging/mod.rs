@@ -18,7 +18,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::Sender;
-use log::{Level, LevelFilter, Log, Metadata, Record};
+use log::{Level, Log, Metadata, Record};
 
 use crate::config::LoggingConfig;
 
@@ -50,11 +50,6 @@ pub fn correlation(id: impl Into<String>) -> CorrelationGuard {
 /// The current thread's correlation id.
 pub fn current_correlation() -> Option<String> {
     CORRELATION.with(|c| c.borrow().clone())
-}
-
-/// Lines dropped because the writer queue was full (also reported in the log itself).
-pub fn dropped_lines() -> u64 {
-    DROPPED.load(Ordering::Relaxed)
 }
 
 static DROPPED: AtomicU64 = AtomicU64::new(0);
@@ -237,16 +232,6 @@ pub fn fatal(message: &str) {
     }
 }
 
-/// The level the configuration asks for, as `log` sees it (CRITICAL has no own level in `log`).
-pub fn level_filter(cfg_level: &str) -> LevelFilter {
-    match cfg_level {
-        "DEBUG" => LevelFilter::Debug,
-        "WARNING" => LevelFilter::Warn,
-        "ERROR" | "CRITICAL" => LevelFilter::Error,
-        _ => LevelFilter::Info,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -273,7 +258,6 @@ mod tests {
         assert_eq!(filter_spec("CRITICAL", Some("  ")), "error");
         assert_eq!(filter_spec("INFO", Some("camera_service=trace")), "camera_service=trace");
         assert!(filter_spec("DEBUG", None).starts_with("debug,"));
-        assert_eq!(level_filter("WARNING"), LevelFilter::Warn);
     }
 
     #[test]

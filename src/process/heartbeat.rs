@@ -121,8 +121,13 @@ mod tests {
                 drop(l.lock()); // blocks: the "deadlock"
             }
         });
-        std::thread::sleep(Duration::from_millis(100));
-        assert_eq!(board.stalled().iter().map(|s| s.0.as_str()).collect::<Vec<_>>(), ["ws-worker-0"]);
+        // The thread registers, ticks once and blocks; 30 ms later the board must name it.
+        let names = || board.stalled().iter().map(|s| s.0.clone()).collect::<Vec<_>>();
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while names().is_empty() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(names(), ["ws-worker-0"]);
         drop(held);
         t.join().unwrap();
         assert!(board.stalled().is_empty());

@@ -85,18 +85,24 @@ mod tests {
         let (tx, rx) = crossbeam_channel::bounded(1);
         // The sleeper reports through a channel, so a sleep that ignores the trigger fails the test at the bound
         // below instead of holding it for an hour.
+        let (asleep_tx, asleep) = crossbeam_channel::bounded(1);
         std::thread::spawn(move || {
+            let _ = asleep_tx.send(());
             let woke = s2.sleep(Duration::from_secs(3600));
             let _ = tx.send(woke);
         });
+        // Trigger once the sleeper is (all but) asleep, so it is the early wake-up that ends its sleep.
+        asleep.recv_timeout(Duration::from_secs(5)).expect("sleeper thread started");
         let t = Instant::now();
         s.trigger();
         assert_eq!(rx.recv_timeout(Duration::from_secs(5)), Ok(true), "sleeper not woken by the trigger");
         assert!(t.elapsed() < Duration::from_secs(5));
-        // After the trigger a sleep returns at once.
-        let t = Instant::now();
-        assert!(s.sleep(Duration::from_secs(3600)));
-        assert!(t.elapsed() < Duration::from_secs(1));
+        // After the trigger a sleep returns at once (in a thread too, so a sleep that waits fails rather than hangs).
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        std::thread::spawn(move || {
+            let _ = tx.send(s.sleep(Duration::from_secs(3600)));
+        });
+        assert_eq!(rx.recv_timeout(Duration::from_secs(1)), Ok(true), "a sleep after the trigger did not return");
     }
 
     #[test]

@@ -449,6 +449,51 @@ mod tests {
         n: Number,
     }
 
+    /// Every primitive a params struct may use, and members kept as raw JSON.
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Wide {
+        a: u8,
+        b: u16,
+        c: u32,
+        d: i8,
+        e: i16,
+        f: i32,
+        g: f32,
+        id: Id,
+        extra: Option<Value>,
+    }
+
+    #[derive(Debug, Deserialize, PartialEq)]
+    struct Id(u64);
+
+    #[test]
+    fn narrow_integers_floats_newtypes_and_raw_members() {
+        let base = json!({"a": 255, "b": 65535, "c": 7, "d": -128, "e": -3, "f": -70000, "g": 0.5, "id": 42});
+        let w: Wide = decode(&base).unwrap();
+        assert_eq!(w, Wide { a: 255, b: 65535, c: 7, d: -128, e: -3, f: -70000, g: 0.5, id: Id(42), extra: None });
+        // Raw members keep whatever JSON they hold, nested values included.
+        for extra in
+            [json!(true), json!("s"), json!({"k": [1, -2, 2.5, null]}), json!(-5), json!(18446744073709551615u64)]
+        {
+            let mut p = base.clone();
+            p["extra"] = extra.clone();
+            assert_eq!(decode::<Wide>(&p).unwrap().extra, Some(extra));
+        }
+        // Out of a narrow type's range, or of the wrong type: the member is named.
+        for (key, bad, why) in [
+            ("a", json!(256), "a invalid value: integer `256`, expected u8"),
+            ("d", json!(-129), "d invalid value: integer `-129`, expected i8"),
+            ("c", json!(-1), "c invalid value: integer `-1`, expected u32"),
+            ("e", json!(1.5), "e must be an integer"),
+            ("g", json!("0.5"), "g must be a number"),
+            ("id", json!("x"), "id must be an integer"),
+        ] {
+            let mut p = base.clone();
+            p[key] = bad;
+            assert_eq!(decode::<Wide>(&p).unwrap_err(), Error::InvalidParams(why.into()), "{key}");
+        }
+    }
+
     #[test]
     fn methods_without_params_ignore_any_shape() {
         for p in [Value::Null, json!({}), json!([1, 2]), json!("x"), json!(3)] {

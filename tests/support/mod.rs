@@ -48,6 +48,12 @@ impl Drop for TempDir {
     }
 }
 
+/// `LLVM_PROFILE_FILE` when a coverage run set it, for a child started with `env_clear()`: an instrumented daemon
+/// then writes its profile where the run collects it (the variable is no input of the daemon).
+pub fn profile_env() -> Option<(&'static str, std::ffi::OsString)> {
+    std::env::var_os("LLVM_PROFILE_FILE").map(|v| ("LLVM_PROFILE_FILE", v))
+}
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_camera-service")
 }
@@ -76,6 +82,8 @@ pub type BeforeStart = Box<dyn FnOnce(&Path)>;
 pub struct DaemonBuilder {
     pub yaml: String,
     pub env: Vec<(String, String)>,
+    /// Variables the daemon must not inherit (nor get from the harness, e.g. the JWT secret).
+    pub env_removed: Vec<String>,
     pub args: Vec<String>,
     pub before_start: Option<BeforeStart>,
     /// Start the daemon under `ulimit -n <n>` (soft and hard), so it cannot raise its descriptor limit.
@@ -92,6 +100,10 @@ impl DaemonBuilder {
     }
     pub fn env(mut self, k: &str, v: &str) -> Self {
         self.env.push((k.into(), v.into()));
+        self
+    }
+    pub fn without_env(mut self, k: &str) -> Self {
+        self.env_removed.push(k.into());
         self
     }
     pub fn arg(mut self, a: &str) -> Self {
@@ -191,6 +203,9 @@ impl Daemon {
             for (k, v) in &b.env {
                 cmd.env(k, v);
             }
+            for k in &b.env_removed {
+                cmd.env_remove(k);
+            }
             cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(std::fs::File::create(&stderr_path).unwrap());
             let mut child = cmd.spawn().expect("start daemon");
             match wait_ready(&mut child, &stderr_path, port) {
@@ -259,10 +274,36 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// SIGTERM first, so the daemon stops as in production and an instrumented build writes its coverage profile
+    /// (a SIGKILLed process writes none); SIGKILL if it has not exited within [`STOP_WITHIN`].
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_child(&mut self.child, STOP_WITHIN);
     }
+}
+
+/// How long a test daemon gets to stop on SIGTERM before it is killed: the daemon's own stop budget is 5 s at
+/// most (with recordings to finalise), plus writing a coverage profile in an instrumented build.
+pub const STOP_WITHIN: Duration = Duration::from_secs(10);
+
+/// Stop `child`: SIGTERM, wait up to `within` for it to exit, then SIGKILL. Returns true when it exited on its own
+/// (or had already exited) before the deadline.
+pub fn stop_child(child: &mut Child, within: Duration) -> bool {
+    if let Ok(Some(_)) = child.try_wait() {
+        return true;
+    }
+    unsafe_kill(child.id(), libc::SIGTERM);
+    let deadline = Instant::now() + within;
+    let mut pause = Duration::from_millis(2);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    false
 }
 
 /// Wait until the daemon logs that it is ready on `port` (every listener is bound by then). Err carries its log
@@ -285,8 +326,13 @@ fn wait_ready(child: &mut Child, stderr_path: &Path, port: u16) -> Result<(), St
     Err(format!("no \"{ready}\" line within 20 s: {}", log()))
 }
 
+/// Send `sig` to `pid` (a process this test started; errors such as "no such process" are ignored).
 pub fn unsafe_kill(pid: u32, sig: i32) {
-    let _ = Command::new("kill").arg(format!("-{sig}")).arg(pid.to_string()).status();
+    let Ok(pid) = libc::pid_t::try_from(pid) else { return };
+    // SAFETY: kill(2) has no memory-safety preconditions; `pid` is a positive id of a child we started.
+    unsafe {
+        libc::kill(pid, sig);
+    }
 }
 
 /// Later top-level sections replace earlier ones key by key (one level deep), so tests can override the base.
