@@ -61,7 +61,7 @@ fn the_health_port_refuses_what_it_does_not_serve() {
         (b"GET /health FTP/1.0\r\n\r\n", "malformed request line"),
         (b"GET /he%zzlth HTTP/1.1\r\n\r\n", "malformed path"),
         (b"GET /health HTTP/1.1\r\nno colon here\r\n\r\n", "malformed header"),
-        (b"GET /health HTTP/1.1\r\nX: \xff\xfe\r\n\r\n", "request head is not UTF-8"),
+        (b"GET /health HTTP/1.1\r\nX: \xff\xfe\r\n\r\n", "header value is not UTF-8"),
     ] {
         let (status, _, body) = exchange(port, raw);
         assert_eq!(status, "HTTP/1.1 400 Bad Request", "{}", String::from_utf8_lossy(raw));

@@ -75,7 +75,10 @@ pub fn parse_head(buf: &[u8]) -> Result<(Request, usize), ParseError> {
         }
         Ok(httparse::Status::Partial) => return Err(ParseError::Incomplete),
         Err(httparse::Error::TooManyHeaders) => return Err(ParseError::Bad("too many headers")),
-        Err(_) => return Err(ParseError::Bad("malformed request head")),
+        Err(httparse::Error::HeaderName | httparse::Error::HeaderValue | httparse::Error::NewLine) => {
+            return Err(ParseError::Bad("malformed header"))
+        }
+        Err(_) => return Err(ParseError::Bad("malformed request line")),
     };
     let (Some(method), Some(target)) = (head.method, head.path) else {
         return Err(ParseError::Bad("malformed request line"));
@@ -97,6 +100,16 @@ pub fn parse_head(buf: &[u8]) -> Result<(Request, usize), ParseError> {
 /// Percent-decode (`percent-encoding`); `None` for invalid UTF-8 or an encoded NUL. A `%` not followed by two hex
 /// digits stays as it is.
 pub fn percent_decode(s: &str) -> Option<String> {
+    // The crate passes a `%` without two hex digits through as is; in a request path that is a malformed escape.
+    let bytes = s.as_bytes();
+    let bad_escape = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !(bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit))
+    });
+    if bad_escape {
+        return None;
+    }
     let out = percent_encoding::percent_decode_str(s).decode_utf8().ok()?;
     (!out.contains('\0')).then(|| out.into_owned())
 }
@@ -237,7 +250,9 @@ mod tests {
         assert!(matches!(parse_head(b"garbage\r\n\r\n"), Err(ParseError::Bad(_))));
         assert!(percent_decode("%00").is_none());
         assert!(percent_decode("%ff").is_none(), "not UTF-8");
-        assert_eq!(percent_decode("a%2Fb%zz").as_deref(), Some("a/b%zz"));
+        assert_eq!(percent_decode("a%2Fb").as_deref(), Some("a/b"));
+        assert!(percent_decode("a%zz").is_none(), "not an escape");
+        assert!(percent_decode("a%2").is_none(), "cut short");
         assert!(matches!(parse_head(b"GET http://x/ HTTP/1.1\r\n\r\n"), Err(ParseError::Bad(_))));
         assert!(matches!(parse_head(b"GET / HTTP/1.1\r\nX: \xff\r\n\r\n"), Err(ParseError::Bad(_))));
         let many: String = (0..MAX_HEADERS + 1).map(|i| format!("h{i}: v\r\n")).collect();

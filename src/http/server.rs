@@ -318,7 +318,7 @@ impl Engine {
         match parse_head(buf) {
             Err(ParseError::Incomplete) if eof => self.close(token),
             Err(ParseError::Incomplete) => {}
-            Err(ParseError::Bad(why)) => self.start_send(token, Response::text(400, &format!("{why}\n"))),
+            Err(ParseError::Bad(why)) => self.start_send(token, Response::text(400, why)),
             Ok((req, _)) => {
                 conn.state = Phase::Routing;
                 let router = self.router.clone();
