@@ -55,6 +55,27 @@ pub fn host_from_header(value: &str) -> Option<String> {
     Some(v.rsplit_once(':').map_or(v, |(h, p)| if p.chars().all(|c| c.is_ascii_digit()) { h } else { v }).to_string())
 }
 
+/// Read what a non-blocking socket holds now into `buf`, stopping once it is past `limit` bytes. `Ok(true)`: the
+/// peer has shut its write side; what is in `buf` may still be a complete request, which is answered (HTTP/1.0 tools
+/// and scripts half-close right after the head).
+pub fn read_available(stream: &mut impl io::Read, buf: &mut Vec<u8>, limit: usize) -> io::Result<bool> {
+    let mut chunk = [0u8; 4096];
+    loop {
+        match stream.read(&mut chunk) {
+            Ok(0) => return Ok(true),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if buf.len() > limit {
+                    return Ok(false);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 #[derive(Debug, PartialEq)]
 pub enum ParseError {
     /// More bytes needed.

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{bounded, unbounded, Receiver, Sender, TrySendError};
 
 use super::accept::Acceptor;
-use super::{parse_head, Body, Handoff, ParseError, Request, Response, MAX_HEAD_BYTES};
+use super::{parse_head, read_available, Body, Handoff, ParseError, Request, Response, MAX_HEAD_BYTES};
 use crate::process::status::{Components, State};
 use crate::process::{guarded, Shutdown, Supervisor};
 use crate::sys::poll::{Epoll, EventFd, Events, HANGUP, WRITABLE};
@@ -295,26 +295,8 @@ impl Engine {
     fn read_head(&mut self, token: u64) {
         let Some(conn) = self.conns.get_mut(&token) else { return };
         let Phase::Head { buf } = &mut conn.state else { return };
-        let mut chunk = [0u8; 4096];
         // The client may shut its write side right after the head (HTTP/1.0 tools do): still answer it.
-        let mut eof = false;
-        loop {
-            match conn.stream.read(&mut chunk) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(n) => {
-                    buf.extend_from_slice(&chunk[..n]);
-                    if buf.len() > MAX_HEAD_BYTES {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return self.close(token),
-            }
-        }
+        let Ok(eof) = read_available(&mut conn.stream, buf, MAX_HEAD_BYTES) else { return self.close(token) };
         match parse_head(buf) {
             Err(ParseError::Incomplete) if eof => self.close(token),
             Err(ParseError::Incomplete) => {}

@@ -27,38 +27,46 @@ const MAX_SEGMENT_SECONDS: u64 = 86_400;
 /// The path body for `camera` (`record` = MediaMTX recorder on).
 pub fn desired(config: &Config, camera: &Camera, record: bool) -> Value {
     let m = &config.mediamtx;
-    let record_path = format!("{}/%path/%path_%Y-%m-%d_%H-%M-%S", m.recordings_path.display());
-    let segment = config.segment_seconds().clamp(1, MAX_SEGMENT_SECONDS);
     if let Some(ext) = &camera.external {
         // An IP camera: MediaMTX pulls its URL itself, only while someone reads the path (one connection to the
         // camera however many viewers). The URL carries the credentials MediaMTX needs to log in.
-        return json!({
+        let body = json!({
             "source": ext.url.expose(),
             "sourceOnDemand": true,
             "sourceOnDemandStartTimeout": m.run_on_demand_start_timeout,
             "sourceOnDemandCloseAfter": m.run_on_demand_close_after,
             "rtspTransport": ext.transport.as_option().unwrap_or("automatic"),
-            "record": record,
-            "recordPath": record_path,
-            "recordFormat": "fmp4",
-            "recordPartDuration": "1s",
-            "recordSegmentDuration": format!("{segment}s"),
-            "recordDeleteAfter": "0s",
         });
+        return with_recorder(body, config, record);
     }
-    json!({
+    let body = json!({
         "source": "publisher",
         "runOnDemand": command(config, camera),
         "runOnDemandRestart": true,
         "runOnDemandStartTimeout": m.run_on_demand_start_timeout,
         "runOnDemandCloseAfter": m.run_on_demand_close_after,
+    });
+    with_recorder(body, config, record)
+}
+
+/// The MediaMTX recorder's fields, the same for every kind of path: fragmented MP4 with 1 s parts (a crash loses at
+/// most the part being written), our segment length, and no deletion by MediaMTX (retention is ours).
+fn with_recorder(mut body: Value, config: &Config, record: bool) -> Value {
+    let m = &config.mediamtx;
+    let record_path = format!("{}/%path/%path_%Y-%m-%d_%H-%M-%S", m.recordings_path.display());
+    let segment = config.segment_seconds().clamp(1, MAX_SEGMENT_SECONDS);
+    let fields = json!({
         "record": record,
         "recordPath": record_path,
         "recordFormat": "fmp4",
         "recordPartDuration": "1s",
         "recordSegmentDuration": format!("{segment}s"),
         "recordDeleteAfter": "0s",
-    })
+    });
+    if let (Some(body), Value::Object(fields)) = (body.as_object_mut(), fields) {
+        body.extend(fields);
+    }
+    body
 }
 
 /// The `runOnDemand` command: V4L2 → RTSP for a real camera, a paced lavfi pattern for a virtual one.

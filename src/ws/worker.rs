@@ -226,26 +226,8 @@ impl Worker {
     fn read_head(&mut self, token: u64) {
         let Some(conn) = self.conns.get_mut(token) else { return };
         let Phase::Handshake { stream, buf } = &mut conn.phase else { return };
-        let mut chunk = [0u8; 2048];
         // A plain GET may be followed by the client shutting its write side: still answer it.
-        let mut eof = false;
-        loop {
-            match stream.read(&mut chunk) {
-                Ok(0) => {
-                    eof = true;
-                    break;
-                }
-                Ok(n) => {
-                    buf.extend_from_slice(&chunk[..n]);
-                    if buf.len() > MAX_HEAD_BYTES {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) => return self.drop_conn(token),
-            }
-        }
+        let Ok(eof) = crate::http::read_available(stream, buf, MAX_HEAD_BYTES) else { return self.drop_conn(token) };
         match handshake::parse(buf) {
             Ok(None) if eof => self.drop_conn(token),
             Ok(None) => {}
