@@ -142,6 +142,28 @@ fn missing_altered_expired_and_other_camera_signatures_are_refused() {
     assert_eq!(c.call("get_live_url", json!({"device": "nope"}))["error"]["code"], -32602);
     assert_eq!(c.call("get_live_url", json!({}))["error"]["code"], -32602);
 
+    // Only GET and HEAD (the health port routes every method; the WebSocket port forwards only GETs); HEAD answers
+    // the head a viewer would get, without taking a seat or starting a reader.
+    let raw = |method: &str| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", d.health_port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let head = format!(
+            "{method} /live/virtual1.mjpg HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {bearer}\r\n\
+             Content-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        std::io::Write::write_all(&mut s, head.as_bytes()).unwrap();
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut s, &mut out);
+        out
+    };
+    let post = raw("POST");
+    assert!(post.starts_with("HTTP/1.1 405 "), "{post}");
+    assert!(post.to_ascii_lowercase().contains("\r\nallow: get, head\r\n"), "{post}");
+    let head = raw("HEAD");
+    assert!(head.starts_with("HTTP/1.1 200 "), "{head}");
+    assert!(head.to_ascii_lowercase().contains("content-type: multipart/x-mixed-replace; boundary="), "{head}");
+    assert!(head.ends_with("\r\n\r\n"), "HEAD got a body: {head}");
+
     // The other camera's own URL opens it; one viewer per camera here, so a second one gets 503 at once.
     let other = c.ok("get_live_url", json!({"device": "virtual1"}))["url"].as_str().unwrap().to_string();
     let mut v = MjpegStream::open(d.port, &other, &[]);
