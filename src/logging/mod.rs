@@ -237,6 +237,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn dropped_lines_are_reported_as_a_warning_from_the_writer() {
+        let json = drop_notice(&Style::Json, 17);
+        let v: serde_json::Value = serde_json::from_str(json.trim_end()).unwrap();
+        assert_eq!(v["level"], "WARNING", "{json}");
+        assert_eq!(v["message"], "17 log lines dropped (log queue full)", "{json}");
+        assert!(json.ends_with('\n'));
+        let cfg = LoggingConfig::default();
+        let text = drop_notice(&Style::from_config(&cfg), 3);
+        assert!(text.contains("WARNING") && text.contains("3 log lines dropped (log queue full)"), "{text}");
+    }
+
+    #[test]
     fn correlation_is_scoped_and_nested() {
         assert_eq!(current_correlation(), None);
         {
