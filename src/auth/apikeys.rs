@@ -233,7 +233,7 @@ mod tests {
         assert_eq!(id.role, Role::Operator);
         assert!(
             keys.verify(&"A".repeat(32)).is_none(),
-            "any 32-char string must not pass (Python defect D2, docs/migration.md)"
+            "any 32-char string must not pass (the Python service never compared keys)"
         );
         let mut other = key.clone().into_bytes();
         other[0] = if other[0] == b'a' { b'b' } else { b'a' };

@@ -1,5 +1,6 @@
-//! Per-connection authentication state and rate limit (sessions belong to one connection, fixing
-//! the Python defect D1 of docs/migration.md).
+//! Per-connection authentication state and rate limit. A session belongs to the connection that authenticated: the
+//! Python service gave the role to the most recently opened connection instead, so with several clients the wrong
+//! one got it.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -220,7 +220,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ids_parse_per_decisions() {
+    fn ids_parse_in_every_accepted_form() {
         assert_eq!(CameraId::parse("/dev/video0").unwrap(), CameraId::Real(0));
         assert_eq!(CameraId::parse("camera12").unwrap(), CameraId::Real(12));
         assert_eq!(CameraId::parse("virtual1").unwrap(), CameraId::Virtual(1));

@@ -214,7 +214,7 @@ mod tests {
     }
 
     #[test]
-    fn preferred_mode_follows_internals_fixture() {
+    fn preferred_mode_of_a_typical_webcam() {
         // A typical USB webcam: YUYV {640x480: [30, 15], 1920x1080: [5]}, MJPG {1920x1080: [30]}.
         let formats = vec![
             fmt("YUYV", &[(640, 480, &[30.0, 15.0]), (1920, 1080, &[5.0])]),

@@ -388,7 +388,8 @@ impl Default for CameraConfig {
 }
 
 impl CameraConfig {
-    /// The device numbers to watch, as `decisions`/internals define `device_range`.
+    /// The device numbers to watch: `[a, b]` with `a < b` is the range a..=b; any other list is taken as the numbers
+    /// themselves (sorted, duplicates removed).
     pub fn device_numbers(&self) -> Vec<u32> {
         match self.device_range.as_slice() {
             [a, b] if a < b => (*a..=*b).collect(),

@@ -1,5 +1,5 @@
-//! File names as API identifiers: validation (fixing the Python defect D19 of docs/migration.md) and resolution
-//! inside a storage directory.
+//! File names as API identifiers: validation (separators, `..`, leading dots, NUL and absolute names are refused:
+//! the Python service joined client names to its directories unchecked) and resolution inside a storage directory.
 //!
 //! A name is a bare file name. It is looked up at the top level of the directory and then in its first-level
 //! sub-directories (MediaMTX writes `<recordings_path>/<path>/<name>`, the Python service wrote flat files).

@@ -2,8 +2,8 @@
 //!
 //! Handlers send [`Command`]s with a reply channel; camera events and a supervision tick arrive on the same loop.
 //! Every way a session ends (stop request, timer, ffmpeg death, unplug, full disk, shutdown) goes through
-//! [`Recorder::end`], so state is always cleared and a notification always says what happened (fixes the Python
-//! defects D4, D5, D21 of docs/migration.md).
+//! [`Recorder::end`], so state is always cleared and a notification always says what happened (in the Python service a
+//! timed recording left the camera stuck "recording", and its notification carried a made-up file name).
 //! Timers are part of the session they belong to, so a stale timer cannot stop a later session.
 
 use std::collections::HashMap;

@@ -130,7 +130,8 @@ pub const FRAGMENT_MICROS: u32 = 1_000_000;
 /// frame, one per second, and at most [`FRAGMENT_MICROS`] long), every packet flushed to the file as it is written.
 /// A segment cut off by SIGKILL, a power loss or a full disk therefore stays playable up to its last fragment, and a
 /// recording killed in its first seconds still keeps its first fragments (without the flush the muxer's 32 KiB
-/// buffer held them). `-t` sits before the output so it limits the recording, not the input (docs/migration.md D23).
+/// buffer held them). `-t` sits before the output so it limits the recording, not the input (the Python service's durations were
+/// not enforced by ffmpeg).
 pub fn direct_args(config: &Config, camera: &Camera, dir: &Path, duration: Option<u64>) -> Vec<String> {
     // A rate not known (an IP camera whose stream does not say) counts as 30 for the key-frame interval.
     let fps = camera.virtual_source.as_ref().map(|v| v.fps).unwrap_or(camera.fps);

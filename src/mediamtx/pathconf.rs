@@ -325,7 +325,7 @@ mod tests {
     }
 
     #[test]
-    fn body_follows_internals() {
+    fn body_has_our_publisher_and_recorder_fields() {
         let mut cfg = Config::default();
         cfg.mediamtx.recordings_path = "/data/rec".into();
         let body = desired(&cfg, &camera(1), false);

@@ -1,6 +1,6 @@
 //! The HTTP side of the WebSocket port: parse the request head ourselves so one listener can route the upgrade on
 //! `server.websocket_path`, downloads under `/files/`, live views under `/live/`, the web console (`/`,
-//! `/console/...`), and 404 for anything else (the Python service accepted any path: docs/migration.md D11).
+//! `/console/...`), and 404 for anything else (the Python service accepted any path).
 
 use crate::http::{self, Request, Response};
 
