@@ -8,17 +8,7 @@ use crate::support::{bin, token_with, Daemon, TempDir, JWT_SECRET};
 
 fn check_config(yaml: &str, env: &[(&str, &str)]) -> (Option<i32>, String, String) {
     let dir = TempDir::new("secrets");
-    let path = dir.path().join("config.yaml");
-    std::fs::write(&path, yaml).unwrap();
-    let out = Command::new(bin())
-        .args(["--check-config", "--config"])
-        .arg(&path)
-        .env_clear()
-        .envs(crate::support::profile_env())
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    cli(dir.path(), &["--check-config"], yaml, env)
 }
 
 #[test]

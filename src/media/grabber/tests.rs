@@ -125,9 +125,8 @@ fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     }
 }
 
-/// A live lavfi source stands in for the RTSP stream (same reader pipeline, no server needed).
-#[test]
-fn grabber_serves_fresh_frames_and_stops_on_disconnect_and_shutdown() {
+/// A small 15 fps test-pattern camera, read through the same ffmpeg reader pipeline as an RTSP stream.
+fn lavfi_camera() -> crate::camera::Camera {
     let cfg = crate::config::VirtualCameraConfig {
         name: "T".into(),
         width: 160,
@@ -135,7 +134,13 @@ fn grabber_serves_fresh_frames_and_stops_on_disconnect_and_shutdown() {
         fps: 15,
         pattern: "testsrc2".into(),
     };
-    let camera = crate::camera::virtual_camera(0, &cfg);
+    crate::camera::virtual_camera(0, &cfg)
+}
+
+/// A live lavfi source stands in for the RTSP stream (same reader pipeline, no server needed).
+#[test]
+fn grabber_serves_fresh_frames_and_stops_on_disconnect_and_shutdown() {
+    let camera = lavfi_camera();
     let device = camera.device.clone();
     let cams = Arc::new(Cam(Mutex::new(Arc::new(camera.clone()))));
     let shutdown = Shutdown::new();
@@ -182,14 +187,7 @@ fn grabber_serves_fresh_frames_and_stops_on_disconnect_and_shutdown() {
 /// asked for it.
 #[test]
 fn live_tap_gets_frames_and_the_reader_stops_after_it_detaches() {
-    let cfg = crate::config::VirtualCameraConfig {
-        name: "T".into(),
-        width: 160,
-        height: 120,
-        fps: 15,
-        pattern: "testsrc2".into(),
-    };
-    let camera = crate::camera::virtual_camera(0, &cfg);
+    let camera = lavfi_camera();
     let device = camera.device.clone();
     let cams = Arc::new(Cam(Mutex::new(Arc::new(camera))));
     let shutdown = Shutdown::new();
