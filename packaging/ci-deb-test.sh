@@ -10,7 +10,7 @@
 #            machine, the shared-library Depends, sizes, contents and lintian; it cannot be installed here, so the
 #            install/remove/purge part is skipped. Needs no root.
 #
-# Limits checked: stripped release binary <= 4 MiB, .deb <= 2 MiB; lintian without errors;
+# Limits checked: stripped release binary <= 4 MB, .deb <= 2 MB (decimal megabytes); lintian without errors;
 # `systemd-analyze verify` on the installed unit and `systemd-analyze security --offline` exposure <= 3.0.
 set -euo pipefail
 
@@ -19,8 +19,8 @@ cd "$(dirname "$0")/.."
 PKG=camera-service
 UNIT=/usr/lib/systemd/system/camera-service.service
 DATA=/var/lib/camera-service
-MAX_BIN=$((4 * 1024 * 1024))
-MAX_DEB=$((2 * 1024 * 1024))
+MAX_BIN=4000000
+MAX_DEB=2000000
 
 step() { printf '\n=== %s\n' "$*"; }
 fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
@@ -80,10 +80,10 @@ dpkg-deb -x "$DEB" "$work/root"
 bin="$work/root/usr/bin/camera-service"
 bin_size=$(stat -c %s "$bin")
 deb_size=$(stat -c %s "$DEB")
-printf 'binary: %d bytes (%.2f MiB, limit 4 MiB)\n' "$bin_size" "$(echo "$bin_size / 1048576" | bc -l)"
-printf '.deb:   %d bytes (%.2f MiB, limit 2 MiB)\n' "$deb_size" "$(echo "$deb_size / 1048576" | bc -l)"
-check "binary <= 4 MiB" test "$bin_size" -le "$MAX_BIN"
-check ".deb <= 2 MiB" test "$deb_size" -le "$MAX_DEB"
+printf 'binary: %d bytes (%.2f MB, limit 4 MB)\n' "$bin_size" "$(echo "$bin_size / 1000000" | bc -l)"
+printf '.deb:   %d bytes (%.2f MB, limit 2 MB)\n' "$deb_size" "$(echo "$deb_size / 1000000" | bc -l)"
+check "binary <= 4 MB" test "$bin_size" -le "$MAX_BIN"
+check ".deb <= 2 MB" test "$deb_size" -le "$MAX_DEB"
 check "binary is stripped (no .symtab)" bash -c "! readelf -S '$bin' | grep -q '\.symtab'"
 # ELF machine as readelf names it, per Debian architecture.
 declare -A MACHINE=([amd64]="Advanced Micro Devices X86-64" [arm64]="AArch64" [armhf]="ARM")
