@@ -261,22 +261,56 @@ fn reader(mut clients: Vec<Client>, per_event: usize, cpu: Option<usize>, done: 
     }
 }
 
-/// Publish one event and wait until every client of its group has it: (each client's latency, the last one's),
-/// in ms.
+/// The threads of the connection workers (named `ws-worker-N`).
+fn worker_threads() -> Vec<String> {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    let tids = tasks.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()));
+    tids.filter(|t| {
+        std::fs::read_to_string(format!("/proc/self/task/{t}/comm")).is_ok_and(|c| c.starts_with("ws-worker-"))
+    })
+    .collect()
+}
+
+/// CPU time the threads `tids` have used so far, in ns (first field of schedstat). Unlike latency, it hardly
+/// depends on what else the machine runs: the server's own cost of a fan-out.
+fn cpu_ns(tids: &[String]) -> u64 {
+    tids.iter()
+        .map(|t| {
+            let s = std::fs::read_to_string(format!("/proc/self/task/{t}/schedstat")).unwrap_or_default();
+            s.split_whitespace().next().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)
+        })
+        .sum()
+}
+
+/// Per-kind results, in ms: every client's latency, each event's last client, the workers' CPU per event.
+#[derive(Default)]
+struct Kind {
+    all: Vec<f64>,
+    last: Vec<f64>,
+    cpu: Vec<f64>,
+}
+
+/// Publish one event, wait until every client of its group has it, and record the latencies and the workers' CPU
+/// time (read before the clock starts and after it stops).
 fn one(
     hub: &Hub,
     rx: &Receiver<(u64, Vec<Instant>)>,
+    workers: &[String],
     seq: u64,
     make: impl FnOnce(u64) -> Notification,
-) -> (Vec<f64>, f64) {
+    into: &mut Kind,
+) {
     let note = make(seq);
+    let cpu0 = cpu_ns(workers);
     let t0 = Instant::now();
     hub.publish(note);
     let (s, times) = rx.recv_timeout(Duration::from_secs(5)).expect("an event did not reach every client in 5 s");
     assert_eq!(s, seq, "events complete in order");
+    let cpu = cpu_ns(workers).saturating_sub(cpu0);
     let lat: Vec<f64> = times.iter().map(|at| at.duration_since(t0).as_secs_f64() * 1e3).collect();
-    let last = lat.iter().cloned().fold(0.0, f64::max);
-    (lat, last)
+    into.last.push(lat.iter().cloned().fold(0.0, f64::max));
+    into.all.extend(lat);
+    into.cpu.push(cpu as f64 / 1e6);
 }
 
 fn pct(v: &mut [f64], p: f64) -> f64 {
@@ -331,33 +365,35 @@ fn main() {
                             "duration": null, "session_id": "s", "seq": seq});
         Notification::event(Topic::RecordingStart, Some("/dev/video0"), params)
     };
+    let workers = worker_threads();
+    assert_eq!(workers.len(), a.workers, "worker threads found: {workers:?}");
     // Warm-up (first frames allocate buffers), not measured.
     let mut seq = 0;
+    let mut warm = Kind::default();
     for _ in 0..20 {
         seq += 1;
-        one(&hub, &done_rx, seq, baseline);
+        one(&hub, &done_rx, &workers, seq, baseline, &mut warm);
         seq += 1;
-        one(&hub, &done_rx, seq, subscribed);
+        one(&hub, &done_rx, &workers, seq, subscribed, &mut warm);
     }
-    let (mut base_all, mut base_last, mut sub_all, mut sub_last) = (vec![], vec![], vec![], vec![]);
+    let (mut base, mut sub) = (Kind::default(), Kind::default());
     for _ in 0..a.events {
         seq += 1;
-        let (l, last) = one(&hub, &done_rx, seq, baseline);
-        base_all.extend(l);
-        base_last.push(last);
+        one(&hub, &done_rx, &workers, seq, baseline, &mut base);
         seq += 1;
-        let (l, last) = one(&hub, &done_rx, seq, subscribed);
-        sub_all.extend(l);
-        sub_last.push(last);
+        one(&hub, &done_rx, &workers, seq, subscribed, &mut sub);
         std::thread::sleep(Duration::from_millis(2));
     }
-    let row = |label: &str, all: &mut Vec<f64>, last: &mut Vec<f64>| {
-        let r = (pct(all, 50.0), pct(all, 99.0), pct(last, 50.0), pct(last, 99.0), pct(last, 100.0));
+    let row = |label: &str, k: &mut Kind| {
+        let cpu_mean = k.cpu.iter().sum::<f64>() / k.cpu.len() as f64;
+        let r = (pct(&mut k.all, 50.0), pct(&mut k.all, 99.0), pct(&mut k.last, 50.0), pct(&mut k.last, 99.0));
+        let max = pct(&mut k.last, 100.0);
         println!(
-            "{label:<44} per client p50 {:.3} ms  p99 {:.3} ms | last of {} p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms",
-            r.0, r.1, a.clients, r.2, r.3, r.4
+            "{label:<44} per client p50 {:.3} ms  p99 {:.3} ms | last of {} p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms \
+             | workers' CPU per event {:.3} ms",
+            r.0, r.1, a.clients, r.2, r.3, max, cpu_mean
         );
-        r
+        (r.0, r.1, r.2, r.3, cpu_mean)
     };
     let pinning = match (server_cpu, reader_cpu) {
         (Some(s), Some(r)) => format!("server and publisher on CPU {s}, reader on CPU {r}"),
@@ -370,8 +406,8 @@ fn main() {
         2 * a.clients,
         a.workers
     );
-    let b = row("baseline: camera_status_update, never subscribed", &mut base_all, &mut base_last);
-    let s = row("subscribed: recording.start, device filter", &mut sub_all, &mut sub_last);
+    let b = row("baseline: camera_status_update, never subscribed", &mut base);
+    let s = row("subscribed: recording.start, device filter", &mut sub);
     println!(
         "ratio subscribed/baseline: per-client p99 {:.2}x, last-client p99 {:.2}x; goal last-client p99 <= 5 ms: {}",
         s.1 / b.1,
@@ -382,7 +418,9 @@ fn main() {
         "{}",
         json!({"bench": "events_fanout", "clients": a.clients, "events": a.events, "workers": a.workers,
                "pinned": server_cpu.is_some(), "baseline_p99_ms": b.3, "subscribed_p99_ms": s.3,
-               "baseline_client_p99_ms": b.1, "subscribed_client_p99_ms": s.1, "ratio_last_p99": s.3 / b.3})
+               "baseline_client_p99_ms": b.1, "subscribed_client_p99_ms": s.1, "ratio_last_p99": s.3 / b.3,
+               "baseline_last_p50_ms": b.2, "subscribed_last_p50_ms": s.2,
+               "baseline_worker_cpu_ms": b.4, "subscribed_worker_cpu_ms": s.4})
     );
     drop(done_rx);
     supervisor.shutdown().trigger();
