@@ -1,14 +1,16 @@
 //! Server→client notifications: one broadcast point that components publish to.
 //!
-//! A notification is rendered to its JSON-RPC frame once per distinct client host (stream URLs depend on the Host
-//! header a client used) and handed to every connection worker, which queues it for its
-//! authenticated connections only. Publishing never blocks on a slow client: workers own bounded per-connection
-//! queues and drop clients that cannot keep up.
+//! A notification is handed to every connection worker, which writes it to its authenticated connections only.
+//! Each distinct frame (per rendering, and per client host when stream URLs depend on the Host header a client
+//! used) is rendered once per notification, whichever worker needs it first, and shared by every connection and
+//! worker that sends it. Publishing never blocks on a slow client: workers own bounded per-connection queues and
+//! drop clients that cannot keep up.
 
 use std::sync::Arc;
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use serde_json::{json, Value};
+use tungstenite::Utf8Bytes;
 
 use crate::events::{Interest, Subscription, Topic, TopicSet};
 use crate::util::timefmt;
@@ -22,6 +24,9 @@ pub struct Notification {
     device: Option<String>,
     timestamp: String,
     params: Params,
+    /// Frames rendered so far: (rendering, client host if the params depend on it, frame). A notification has a few
+    /// distinct frames at most (its topics times the hosts clients used), so a list is enough.
+    rendered: Mutex<Vec<(Rendering, Option<Box<str>>, Utf8Bytes)>>,
 }
 
 enum Params {
@@ -54,7 +59,13 @@ impl Notification {
     }
 
     fn fixed(topics: TopicSet, device: Option<String>, params: Value) -> Notification {
-        Notification { topics, device, timestamp: timefmt::now_rfc3339(), params: Params::Fixed(params) }
+        Notification {
+            topics,
+            device,
+            timestamp: timefmt::now_rfc3339(),
+            params: Params::Fixed(params),
+            rendered: Mutex::default(),
+        }
     }
 
     /// An event under one topic, about `device` (as in responses) or about no camera.
@@ -92,6 +103,7 @@ impl Notification {
             device: device.map(str::to_string),
             timestamp: timefmt::now_rfc3339(),
             params: Params::PerHost(Box::new(render)),
+            rendered: Mutex::default(),
         }
     }
 
@@ -127,6 +139,20 @@ impl Notification {
             Some(s) => (None, s.wants(self.topics, self.device())),
         };
         python.map(Rendering::Python).into_iter().chain(topics.iter().map(Rendering::Topic))
+    }
+
+    /// The text frame for one rendering, shared: rendered by the first caller, a reference-counted copy for every
+    /// later one (no per-connection rendering, allocation or copy).
+    pub fn text(&self, rendering: Rendering, host: Option<&str>) -> Utf8Bytes {
+        let host = if self.depends_on_host() { host } else { None };
+        // Held while rendering, so a second worker asking for the same frame waits instead of rendering it again.
+        let mut rendered = self.rendered.lock();
+        if let Some((_, _, text)) = rendered.iter().find(|(r, h, _)| *r == rendering && h.as_deref() == host) {
+            return text.clone();
+        }
+        let text = Utf8Bytes::from(self.frame(rendering, host));
+        rendered.push((rendering, host.map(Box::from), text.clone()));
+        text
     }
 
     /// The complete text frame for one rendering.
@@ -255,6 +281,32 @@ mod tests {
         assert!(frames(Some(&sub(&[Topic::RecordingStart], None))).is_empty());
         assert!(frames(Some(&sub(&[Topic::RecordingStop], Some("/dev/video1")))).is_empty());
         assert_eq!(frames(Some(&sub(&[Topic::RecordingStop], Some("/dev/video0")))).len(), 1);
+    }
+
+    #[test]
+    fn each_distinct_frame_is_rendered_once() {
+        let renders = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = renders.clone();
+        let n = Notification::per_host(&[Topic::CameraStatusUpdate], None, move |h| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            json!({ "host": h })
+        });
+        let python = Rendering::Python(Topic::CameraStatusUpdate);
+        let a = n.text(python, Some("a:8002"));
+        assert_eq!(a.as_str(), n.frame(python, Some("a:8002")));
+        assert_eq!(renders.swap(0, std::sync::atomic::Ordering::Relaxed), 2, "text() rendered once, frame() once");
+        assert_eq!(n.text(python, Some("a:8002")).as_str(), a.as_str());
+        let b = n.text(python, Some("b:8002"));
+        assert_eq!(b.as_str(), r#"{"jsonrpc":"2.0","method":"camera_status_update","params":{"host":"b:8002"}}"#);
+        let topic = Rendering::Topic(Topic::CameraStatusUpdate);
+        assert!(n.text(topic, Some("a:8002")).as_str().contains(r#""timestamp":"#));
+        assert_eq!(n.text(topic, Some("a:8002")).as_str(), n.text(topic, Some("a:8002")).as_str());
+        assert_eq!(renders.load(std::sync::atomic::Ordering::Relaxed), 3, "one render per (rendering, host)");
+        // Params that do not depend on the host: one frame whatever the host.
+        let fixed = Notification::new("recording_status_update", json!({"status": "STOPPED"}));
+        let r = Rendering::Python(Topic::RecordingStatusUpdate);
+        assert_eq!(fixed.text(r, Some("a")).as_str(), fixed.text(r, None).as_str());
+        assert_eq!(fixed.rendered.lock().len(), 1);
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! client gets them at once.
 
 mod conn;
+mod fanout;
 mod handshake;
 mod worker;
 

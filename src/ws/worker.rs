@@ -1,6 +1,5 @@
 //! A connection worker: an epoll loop over many non-blocking connections.
 
-use std::collections::HashMap;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
@@ -15,6 +14,7 @@ use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
 use super::conn::{Conn, Phase, Slab};
+use super::fanout::{self, Failed};
 use super::handshake::{self, Route};
 use super::{Context, Job, JobSender};
 use crate::auth::{jwt, Session};
@@ -23,7 +23,7 @@ use crate::http::{Response, MAX_HEAD_BYTES};
 use crate::process::heartbeat::Heartbeat;
 use crate::process::Shutdown;
 use crate::rpc::dispatch::Outcome;
-use crate::rpc::notify::{Notification, Rendering, Subscriber};
+use crate::rpc::notify::{Notification, Subscriber};
 use crate::sys::poll::{Epoll, EventFd, Events, HANGUP, READABLE, WRITABLE};
 
 /// Token of the worker's own eventfd in its epoll set.
@@ -395,27 +395,20 @@ impl Worker {
         }
     }
 
-    /// Queue `n` to every connection that receives it: connections without a subscription get the Python
-    /// notifications, subscribed ones their topics (filtered by device). Each distinct frame is rendered once.
+    /// Write `n` to every connection that receives it (see [`fanout::deliver`]), then drop the ones that failed.
     fn notify(&mut self, n: &Arc<Notification>) {
-        let now_secs = jwt::now_secs();
-        let mut frames: HashMap<(Option<Arc<str>>, Rendering), Arc<str>> = HashMap::new();
-        let auth = self.ctx.dispatcher.auth();
-        let mut out: Vec<(u64, Arc<str>)> = Vec::new();
-        for (token, c) in self.conns.iter_mut() {
-            if !matches!(c.phase, Phase::Open(_)) || c.closing.is_some() || !c.notifiable(now_secs, auth) {
-                continue;
+        let delivery = fanout::deliver(&mut self.conns, n, jwt::now_secs(), self.ctx.dispatcher.auth());
+        self.ctx.metrics.notifications_sent.fetch_add(delivery.frames, Relaxed);
+        for failed in delivery.failed {
+            match failed {
+                Failed::Slow(token) => {
+                    let Some(conn) = self.conns.get_mut(token) else { continue };
+                    self.ctx.metrics.dropped_slow_clients.fetch_add(1, Relaxed);
+                    log::warn!("client {} cannot keep up (outbound queue full): disconnecting", conn.facts.client_id);
+                    self.drop_conn(token)
+                }
+                Failed::Broken(token) => self.drop_conn(token),
             }
-            for r in n.renderings(c.events.as_deref()) {
-                let host = if n.depends_on_host() { c.facts.host.clone() } else { None };
-                let frame = frames.entry((host.clone(), r)).or_insert_with(|| Arc::from(n.frame(r, host.as_deref())));
-                out.push((token, frame.clone()));
-            }
-        }
-        for (token, frame) in out {
-            self.write(token, Message::text(&*frame));
-            self.flush(token);
-            self.ctx.metrics.notifications_sent.fetch_add(1, Relaxed);
         }
     }
 
