@@ -180,6 +180,8 @@ impl Control {
         } else {
             entry.wanted = false;
             entry.record = false;
+            // A failure to create or switch the path ends with its camera: the next plug starts afresh.
+            self.failing.retain(|(op, p)| p != &path || *op == "delete_path");
             self.remove(&path);
         }
     }
@@ -257,7 +259,7 @@ impl Control {
             return;
         };
         if self.failing.insert(key) {
-            let device = self.table.get(path).map(|e| e.camera.device.clone());
+            let device = self.table.get(path).map(|entry| entry.camera.device.clone());
             self.hooks.hub.publish(error_event(operation, Some(path), device.as_deref(), &e.to_string()));
         }
     }
