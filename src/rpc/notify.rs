@@ -16,6 +16,8 @@ use crate::events::{Interest, Subscription, Topic, TopicSet};
 use crate::util::timefmt;
 
 type HostRender = dyn Fn(Option<&str>) -> Value + Send + Sync;
+/// A rendered frame: its rendering, the client host if the params depend on it, the frame.
+type Rendered = (Rendering, Option<Box<str>>, Utf8Bytes);
 
 /// An event on its way to clients: the topics it is known under, the camera it concerns, when it happened and
 /// its params.
@@ -24,9 +26,9 @@ pub struct Notification {
     device: Option<String>,
     timestamp: String,
     params: Params,
-    /// Frames rendered so far: (rendering, client host if the params depend on it, frame). A notification has a few
-    /// distinct frames at most (its topics times the hosts clients used), so a list is enough.
-    rendered: Mutex<Vec<(Rendering, Option<Box<str>>, Utf8Bytes)>>,
+    /// Frames rendered so far. A notification has a few distinct frames at most (its topics times the hosts clients
+    /// used), so a list is enough.
+    rendered: Mutex<Vec<Rendered>>,
 }
 
 enum Params {
