@@ -143,3 +143,29 @@ fn live_view_and_snapshots_work_while_a_recording_runs() {
     c.wait_notification("recording_status_update", WAIT, |p| p["status"] == "STOPPED").expect("the timed one ends");
     frames(&mut view, 10, WAIT);
 }
+
+#[test]
+fn a_recording_that_dies_gives_the_camera_back_to_the_live_view() {
+    if !require_all(&[Prereq::Root, Prereq::CCompiler, Prereq::Ffmpeg]) {
+        return;
+    }
+    let (d, mut c, _spec) = daemon_with_usb_camera();
+    let mut view = live(&d);
+    frames(&mut view, 3, WAIT);
+    let started = c.ok("start_recording", json!({"device": "camera0"}));
+    assert_eq!(started["status"], "STARTED", "{started}");
+    frames(&mut view, 10, WAIT);
+    let recorder = children_of(d.child.id())
+        .into_iter()
+        .find(|p| std::fs::read_to_string(format!("/proc/{p}/cmdline")).is_ok_and(|c| c.contains("segment")))
+        .expect("the recording's ffmpeg");
+    crate::support::unsafe_kill(recorder, libc::SIGKILL);
+    let failed = c.wait_notification("recording_status_update", WAIT, |p| p["status"] == "FAILED").expect("FAILED");
+    assert!(failed["params"]["error"].as_str().is_some_and(|e| e.starts_with("process_exited")), "{failed}");
+    // The live view reads the camera itself again, and a new recording can take over once more.
+    frames(&mut view, 10, WAIT);
+    let again = c.ok("start_recording", json!({"device": "camera0"}));
+    assert_eq!(again["status"], "STARTED", "{again}");
+    frames(&mut view, 10, WAIT);
+    stop_and_check(&d, &mut c, 0.5);
+}

@@ -228,6 +228,25 @@ mod tests {
     }
 
     #[test]
+    fn a_device_recording_also_writes_live_frames_that_may_fail_alone() {
+        let cfg = Config::default();
+        let mut cam = Camera::unprobed(0, crate::camera::CameraStatus::Connected);
+        assert!(exclusive_device(&cam));
+        let frames = FrameOutput { fps: 15, qscale: 6 };
+        let args = direct_args(&cfg, &cam, Path::new("/rec/camera0"), Some(3), Some(frames)).join(" ");
+        let second = args.split_once("/rec/camera0/camera0_%Y-%m-%d_%H-%M-%S.mp4 ").expect("segments first").1;
+        assert_eq!(
+            second,
+            "-t 3 -map 0:v -an -vf fps=15 -c:v mjpeg -q:v 6 -f tee [f=image2pipe:onfail=ignore]pipe:1|[f=null]-",
+            "both outputs end together; a closed pipe stops only the frames"
+        );
+        let plain = direct_args(&cfg, &cam, Path::new("/rec/camera0"), None, None);
+        assert!(plain.last().unwrap().ends_with(".mp4"));
+        cam.is_virtual = true;
+        assert!(!exclusive_device(&cam));
+    }
+
+    #[test]
     fn session_files_skip_preexisting_and_foreign_names() {
         let dir = std::env::temp_dir().join(format!("media-seg-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
