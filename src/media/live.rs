@@ -5,7 +5,9 @@
 //! - **One reader per camera**: the camera's warm frame grabber (`grabber`), attached at the live rate (the
 //!   camera's frame rate, at most `server.live_max_fps`). Never one encoder per viewer. Its input is the camera's
 //!   MediaMTX stream when MediaMTX is enabled and reachable, else the camera itself (V4L2 device, the paced lavfi
-//!   source of a virtual camera, an IP camera's URL).
+//!   source of a virtual camera, an IP camera's URL). While a direct recording reads a V4L2 camera, its ffmpeg is
+//!   that reader (the device opens once; see `grabber`): the thread re-attaches when the reader changes, and its
+//!   viewers stay connected.
 //! - **One `live` thread per watched camera** owns the viewers' sockets. The HTTP server writes the response head and
 //!   hands the socket over (`Body::Handoff`), so no HTTP worker is held by a stream. Sockets are non-blocking; each
 //!   frame is made into one multipart part shared by every viewer. A viewer still sending an older part skips
