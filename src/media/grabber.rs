@@ -326,7 +326,12 @@ impl Grabbers {
             map.insert(device.to_string(), g.clone())
         };
         if let Some(old) = old {
-            old.stop_and_wait(Instant::now() + RELEASE_WAIT);
+            if opens_device(input) {
+                old.stop_and_wait(Instant::now() + RELEASE_WAIT);
+            } else {
+                // A stream any number of readers may open: the new reader starts at once, next to the old one.
+                old.stop.store(true, Ordering::SeqCst);
+            }
         }
         let started = self.spawn_reader(&g, input);
         if let Err(e) = &started {
@@ -485,6 +490,11 @@ impl Owner {
         let _ = reader.join();
         log::info!("grabber {}: warm stream reader stopped: {}", self.g.device, why.trim());
     }
+}
+
+/// Whether ffmpeg `input` opens a V4L2 device, which streams for one process at a time.
+fn opens_device(input: &[String]) -> bool {
+    input.windows(2).any(|w| w[0] == "-f" && w[1] == "v4l2")
 }
 
 /// Remove `g` from the map unless a newer grabber already replaced it.

@@ -252,6 +252,8 @@ fn a_recording_claims_the_reader_and_gives_it_back() {
     rx.recv_timeout(Duration::from_secs(20)).expect("a first frame from our reader");
     let own = grabbers.map.lock().get(&device).cloned().unwrap();
 
+    // Our readers wait for each other only where the input is a device that opens once.
+    assert!(opens_device(&["-f", "v4l2", "-i", "/dev/video0"].map(String::from)) && !opens_device(&lavfi_input()));
     let feed = grabbers.claim(&device, 8, 15);
     assert!(own.ended() && own.slot.lock().released, "our reader let go of the camera before the claim returned");
     assert!(tap.ended(), "the live view notices and attaches again");
