@@ -425,7 +425,7 @@ fn prepare_dirs(config: &mut Config) -> Result<(), String> {
         }
     }
     // Our stream publishers (run by MediaMTX, in the service's group) keep their latest frame here.
-    let live = config.mediamtx.snapshots_path.join(crate::mediamtx::pathconf::LIVE_FRAME_DIR);
+    let live = crate::mediamtx::pathconf::live_frame_dir(config);
     if config.mediamtx.enabled {
         if let Err(e) = crate::util::fs::create_shared_dir(&live) {
             log::warn!("{}: cannot create: {e}; snapshots of ready streams connect a reader instead", live.display());
