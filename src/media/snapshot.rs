@@ -263,9 +263,10 @@ fn plan(shared: &Shared, camera: &Camera, req: &Request) -> Vec<Tier> {
     if req.format == ImageFormat::Jpeg && shared.grabbers.is_live(&camera.device) {
         return vec![Tier::StreamWarm, Tier::Direct];
     }
-    // A recording reads the camera's device: its frames are the only ones to be had (a PNG is made from one).
+    // A recording reads the camera's device: its frames are the only ones to be had (a PNG is made from one). The
+    // device itself is tried last, for a recording that ended meanwhile.
     if shared.grabbers.is_fed(&camera.device) {
-        return vec![Tier::StreamWarm];
+        return vec![Tier::StreamWarm, Tier::Direct];
     }
     let mtx = &shared.mediamtx;
     if !(mtx.enabled() && mtx.available()) {
