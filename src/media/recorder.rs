@@ -383,6 +383,13 @@ impl Recorder {
             _ => None,
         };
         let (result, note) = session::ended_json(&s.info, s.started.elapsed(), error);
+        // The same failure for clients that follow MediaMTX's recorder (recorder mode only).
+        let mtx_failed = match (error, &s.backend) {
+            (Some(e), Backend::Mtx { .. }) => Some(serde_json::json!({
+                "path": s.info.path_name, "device": device, "error": e, "session_id": s.info.session_id,
+            })),
+            _ => None,
+        };
         log::info!(
             "recording {device} session {} {} ({} files){}",
             s.info.session_id,
@@ -395,7 +402,13 @@ impl Recorder {
                 // The handler publishes the notification after its reply (docs/design.md, "Compatibility choices").
                 let _ = reply.send(Ok((result, note)));
             }
-            _ => self.hub.publish(Notification::new("recording_status_update", note)),
+            _ => {
+                self.hub.publish(Notification::new("recording_status_update", note));
+                if let Some(params) = mtx_failed {
+                    let topic = crate::events::Topic::MediamtxRecordingFailed;
+                    self.hub.publish(Notification::event(topic, Some(device), params));
+                }
+            }
         }
     }
 
