@@ -232,7 +232,10 @@ impl Dispatcher {
         conn: &ConnFacts,
         after: &mut Vec<Notification>,
     ) -> Option<String> {
-        let _corr = logging::correlation(correlation_id(m.id.as_deref()));
+        let _corr = match m.id.as_deref().map(RawValue::get) {
+            Some("null") | None => logging::correlation(format!("req-{}", ids::short_id())),
+            Some(raw) => logging::correlation_of(&["req-", raw.trim_matches('"')]),
+        };
         let outcome = m.target.and_then(|index| {
             let started = Instant::now();
             let entry = self.table.lookup_index(index);
@@ -424,14 +427,6 @@ fn valid_id(raw: &RawValue) -> bool {
 
 fn null_id() -> Box<RawValue> {
     RawValue::from_string("null".to_string()).expect("null is JSON")
-}
-
-fn correlation_id(id: Option<&RawValue>) -> String {
-    match id.map(RawValue::get) {
-        Some("null") | None => format!("req-{}", ids::short_id()),
-        // Concatenated rather than `format!`ed: this runs for every request.
-        Some(raw) => ["req-", raw.trim_matches('"')].concat(),
-    }
 }
 
 /// The reply frame, serialised straight into one buffer (through `Display`, serde_json's formatter adapter cost a
