@@ -117,7 +117,8 @@ dpkg-deb -c "$DEB" | tee "$work/contents"
 for path in ./usr/bin/camera-service ./etc/camera-service/config.yaml "./usr/lib/systemd/system/camera-service.service" \
     ./usr/share/doc/camera-service/copyright ./usr/share/doc/camera-service/changelog.Debian.gz \
     ./usr/share/doc/camera-service/examples/mediamtx.yml ./usr/share/doc/camera-service/examples/mediamtx.service \
-    ./usr/share/doc/camera-service/api.md ./usr/share/man/man1/camera-service.1.gz; do
+    ./usr/share/doc/camera-service/api.md ./usr/share/man/man1/camera-service.1.gz \
+    ./usr/lib/tmpfiles.d/camera-service.conf; do
     check "contains $path" grep -q " $path\$" "$work/contents"
 done
 check "the MediaMTX unit is only an example (not installed as a unit)" \
@@ -163,6 +164,9 @@ expect_perms "$DATA" "camera-service:camera-service 750"
 expect_perms "$DATA/recordings" "camera-service:camera-service 2775"
 expect_perms "$DATA/snapshots" "camera-service:camera-service 750"
 expect_perms "$DATA/state" "camera-service:camera-service 750"
+if command -v systemd-tmpfiles >/dev/null; then
+    expect_perms /run/camera-service/live "camera-service:camera-service 2770"
+fi
 
 step "conffile and configuration"
 check "dpkg records the conffile" bash -c "dpkg-query -W -f='\${Conffiles}' $PKG | grep -q '/etc/camera-service/config.yaml'"
@@ -172,6 +176,7 @@ effective=$(runuser -u camera-service -- /usr/bin/camera-service --check-config 
 echo "$effective" | head -n 20
 check "config loads (strict) and keeps recordings under $DATA" grep -q "recordings_path: $DATA/recordings" <<<"$effective"
 check "state_dir under $DATA" grep -q "state_dir: $DATA/state" <<<"$effective"
+check "live frames on tmpfs" grep -q "live_frames_path: /run/camera-service/live" <<<"$effective"
 check "binary runs: --version" /usr/bin/camera-service --version
 
 step "token and API key as the service user (docs/deployment.md section 4)"
@@ -213,6 +218,7 @@ check "package in state config-files" \
 step "dpkg --purge removes everything"
 dpkg --purge "$PKG"
 check "data directory gone" test ! -e "$DATA"
+check "live frames folder gone" test ! -e /run/camera-service
 check "conffile gone" test ! -e /etc/camera-service/config.yaml
 check "user gone" bash -c "! getent passwd camera-service"
 check "group gone" bash -c "! getent group camera-service"

@@ -185,11 +185,11 @@ fn child_root() -> Option<PathBuf> {
 }
 
 /// A UVC-like capture node in spec syntax.
-fn spec_node(path: &Path, card: &str, bus: &str, caps: &str, dcaps: &str, body: &str) -> String {
+pub fn spec_node(path: &Path, card: &str, bus: &str, caps: &str, dcaps: &str, body: &str) -> String {
     format!("node|{}|uvcvideo|{card}|{bus}|{caps}|{dcaps}\n{body}", path.display())
 }
 
-const C920_FORMATS: &str = "fmt|YUYV|YUYV 4:2:2\nsize|640|480|1/30,1/15\nsize|1920|1080|1/5\n\
+pub const C920_FORMATS: &str = "fmt|YUYV|YUYV 4:2:2\nsize|640|480|1/30,1/15\nsize|1920|1080|1/5\n\
                             fmt|MJPG|Motion-JPEG\nsize|1920|1080|1/30\nsize|1280|720|1/30,1/15\n";
 
 /// Fake sysfs: `class/video4linux/videoN/device` → interface dir of the USB device at `port` (with `serial`).

@@ -108,6 +108,7 @@ fn other_value(key: &str, default: &Value) -> Option<(Value, String, Value)> {
         "recording.quality" => return s("high"),
         "snapshots.format" => return s("png"),
         "server.websocket_path" => return s("/api/ws"),
+        "mediamtx.live_frames_path" => return s("/run/changed-live-frames"),
         "mediamtx.run_on_demand_start_timeout" | "mediamtx.run_on_demand_close_after" => return s("1m30s"),
         // Set, but printed only as <redacted> (secrets.rs checks that it is the secret that signs tokens).
         "security.jwt.secret_key" => {

@@ -1,12 +1,14 @@
 //! Event subscriptions over the real daemon: a subscribed connection gets exactly its topics (filtered by device,
 //! with a timestamp), a connection that never subscribed keeps the Python notifications, the counts, the errors,
-//! recording progress, and subscriptions ending with their connection.
+//! recording progress, camera capabilities and MediaMTX failures, and subscriptions ending with their connection.
 
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{require, wait_until, Client, Daemon, Prereq};
+use crate::cameras;
+use crate::fake_mediamtx::{FakeMediaMtx, Fault, Scope};
+use crate::support::{require, require_all, wait_until, Client, Daemon, Prereq};
 
 const TWO_VIRTUAL: &str = "camera:\n  virtual:\n  - {name: A, width: 320, height: 240, fps: 10, pattern: testsrc2}\n  \
                            - {name: B, width: 320, height: 240, fps: 10, pattern: testsrc2}";
@@ -235,4 +237,119 @@ fn shutdown_reaches_subscribers_before_the_connection_closes() {
     utc(&n["params"]["timestamp"]);
     // Not a Python notification: the other connection only sees the close.
     assert!(plain.recv_timeout(Duration::from_millis(300)).is_none());
+}
+
+/// Every notification `method` of `c` that arrives until nothing has come for `quiet`, with its params.
+fn events_named(c: &mut Client, method: &str, quiet: Duration) -> Vec<Value> {
+    drain(c, quiet).into_iter().filter(|n| n["method"] == method).map(|n| n["params"].clone()).collect()
+}
+
+/// A USB camera is probed (through the V4L2 shim): its capabilities reach subscribers when first probed and when a
+/// re-probe confirms them; an unopenable node is one `camera.capability_error`, not one per retry.
+#[test]
+fn capability_events_follow_the_probes() {
+    if !require_all(&[Prereq::Root, Prereq::CCompiler]) {
+        return;
+    }
+    let t = crate::support::TempDir::new("caps-events");
+    let spec = t.path().join("spec");
+    std::fs::write(&spec, "").unwrap();
+    let d = Daemon::builder()
+        .yaml("camera:\n  capability_retry_interval: 0.2\n")
+        .env("LD_PRELOAD", cameras::shim().to_str().unwrap())
+        .env("CAMSHIM_SPEC", spec.to_str().unwrap())
+        .start();
+    let dev = d.path("dev");
+    let mut sub = d.client_as("viewer");
+    sub.ok("subscribe_events", json!({"topics": ["camera.capability_detected", "camera.capability_error"]}));
+
+    let card = cameras::spec_node(&dev.join("video0"), "C920", "usb-1", "84a00001", "04200001", cameras::C920_FORMATS);
+    std::fs::write(&spec, card).unwrap();
+    cameras::mknod(&dev.join("video0"), 0);
+    let n = sub.wait_notification("camera.capability_detected", WAIT, |_| true).expect("capabilities detected");
+    let mut p = n["params"].clone();
+    utc(&p["timestamp"]);
+    p.as_object_mut().unwrap().remove("timestamp");
+    assert_eq!(
+        p,
+        json!({"device": "/dev/video0", "formats": ["YUYV", "MJPG"], "resolutions": ["1920x1080", "1280x720", "640x480"],
+               "fps_options": [15, 30], "validation_status": "provisional", "resolution": "1920x1080", "fps": 30})
+    );
+    // The confirming re-probe (2 s later) saw the same modes: announced as confirmed, as
+    // `get_camera_capabilities` now answers.
+    let n = sub.wait_notification("camera.capability_detected", WAIT, |_| true).expect("capabilities confirmed");
+    assert_eq!(
+        (n["params"]["device"].as_str(), n["params"]["validation_status"].as_str()),
+        (Some("/dev/video0"), Some("confirmed"))
+    );
+    let caps = sub.ok("get_camera_capabilities", json!({"device": "camera0"}));
+    assert_eq!(caps["validation_status"], "confirmed");
+
+    // No driver behind video3: opening it fails on every retry (every 0.2 s), announced once.
+    cameras::mknod(&dev.join("video3"), 3);
+    let n = sub.wait_notification("camera.capability_error", WAIT, |_| true).expect("capability error");
+    let p = &n["params"];
+    assert_eq!((p["device"].as_str(), p["validation_status"].as_str()), (Some("/dev/video3"), Some("error")), "{p}");
+    assert!(p["error"].as_str().unwrap().contains("open failed"), "{p}");
+    let again = drain(&mut sub, Duration::from_millis(1500));
+    assert!(again.is_empty(), "nothing changed, nothing announced: {again:?}");
+
+    // Unplugged and plugged again: its capabilities are news again.
+    std::fs::remove_file(dev.join("video0")).unwrap();
+    wait_until("video0 unplugged", WAIT, || {
+        sub.ok("get_camera_status", json!({"device": "camera0"}))["status"] == "DISCONNECTED"
+    });
+    cameras::mknod(&dev.join("video0"), 0);
+    let n = sub.wait_notification("camera.capability_detected", WAIT, |_| true).expect("detected after a re-plug");
+    assert_eq!(n["params"]["validation_status"], "provisional");
+}
+
+/// MediaMTX refusing to create a path, and MediaMTX going away, are each one `mediamtx.error` while the daemon
+/// keeps retrying; a password in MediaMTX's error text is masked.
+#[test]
+fn mediamtx_failures_are_announced_once_each() {
+    let fake = FakeMediaMtx::start();
+    let mtx = format!(
+        "mediamtx:\n  enabled: true\n  host: 127.0.0.1\n  api_port: {}\n  api_timeout: 1.0\n  health_check_interval: 0.2\n",
+        fake.port()
+    );
+    let d = Daemon::builder().yaml(TWO_VIRTUAL).yaml(&mtx).start();
+    wait_until("virtual0's path created", WAIT, || fake.entry("virtual0").is_some());
+    let mut sub = d.client_as("viewer");
+    let mut plain = d.client_as("viewer");
+    sub.ok("subscribe_events", json!({"topics": ["mediamtx.error"]}));
+
+    // MediaMTX restarts (forgetting our paths) and now refuses them, quoting a source with its password.
+    let refusal = "invalid source 'rtsp://admin:Pw-7f3e-leak@10.0.0.9/live'";
+    fake.inject(Fault::Status(400, refusal.into()), Scope::method_route("POST", "/v3/config/paths/add"), None);
+    fake.restart();
+    let n = sub.wait_notification("mediamtx.error", WAIT, |p| p["path"] == "virtual0").expect("mediamtx.error");
+    let p = &n["params"];
+    assert_eq!((p["operation"].as_str(), p["device"].as_str()), (Some("create_path"), Some("virtual0")), "{p}");
+    let error = p["error"].as_str().unwrap();
+    assert!(error.contains("bad request") && error.contains("rtsp://admin:***@10.0.0.9/live"), "{p}");
+    assert!(!n.to_string().contains("Pw-7f3e-leak"), "the event shows the password: {n}");
+    utc(&p["timestamp"]);
+    // It is retried on every tick (0.2 s): still one event per path.
+    let more = events_named(&mut sub, "mediamtx.error", Duration::from_millis(1500));
+    assert!(fake.count("POST", "/v3/config/paths/add/virtual0") >= 3, "the daemon kept retrying");
+    assert!(more.iter().all(|p| p["path"] == "virtual1"), "{more:?}");
+    assert!(more.len() <= 1, "{more:?}");
+    fake.clear_faults();
+    wait_until("virtual0's path re-created", WAIT, || fake.entry("virtual0").is_some());
+
+    // MediaMTX goes away: one event for the outage, however many checks fail.
+    fake.set_down(true);
+    let n = sub.wait_notification("mediamtx.error", WAIT, |_| true).expect("mediamtx.error for the outage");
+    let p = &n["params"];
+    assert_eq!(
+        (p["operation"].as_str(), p["path"].clone(), p["device"].clone()),
+        (Some("health_check"), Value::Null, Value::Null)
+    );
+    assert!(p["error"].as_str().unwrap().contains("unreachable"), "{p}");
+    let more = events_named(&mut sub, "mediamtx.error", Duration::from_millis(1500));
+    assert!(more.is_empty(), "{more:?}");
+    fake.set_down(false);
+    // Not a Python notification: the connection that never subscribed saw none of it.
+    assert!(drain(&mut plain, Duration::from_millis(200)).is_empty());
 }

@@ -108,6 +108,9 @@ fn ip_cameras_are_listed_follow_their_source_and_never_show_the_password() {
     );
     let daemon = Daemon::builder().yaml(&yaml).start();
     let mut c = daemon.client_as("viewer");
+    let mut sub = daemon.client_as("viewer");
+    let topics = ["camera.capability_detected", "camera.capability_error"];
+    sub.ok("subscribe_events", json!({"topics": topics, "filters": {"device": "frontdoor"}}));
     let t = Instant::now();
     let mut list = c.ok("get_camera_list", Value::Null);
     while camera(&list, "frontdoor")["status"] != "CONNECTED" || camera(&list, "mpeg-cam")["status"] != "CONNECTED" {
@@ -152,8 +155,19 @@ fn ip_cameras_are_listed_follow_their_source_and_never_show_the_password() {
         p["device"] == "frontdoor" && p["status"] == "CONNECTED"
     });
     assert!(back.is_some(), "frontdoor never came back");
+    // Its stream's codec, size and rate are learned again: news for capability subscribers.
+    let n = sub.wait_notification("camera.capability_detected", Duration::from_secs(10), |p| p["fps"] == 10);
+    let n = n.expect("camera.capability_detected for frontdoor");
+    assert_eq!(
+        (n["params"]["device"].clone(), n["params"]["formats"].clone(), n["params"]["resolutions"].clone()),
+        (json!("frontdoor"), json!(["H264"]), json!(["320x240"]))
+    );
 
-    let seen = serde_json::to_string(&c.notifications).unwrap() + &list.to_string() + &caps.to_string();
+    let seen = serde_json::to_string(&c.notifications).unwrap()
+        + &serde_json::to_string(&sub.notifications).unwrap()
+        + &n.to_string()
+        + &list.to_string()
+        + &caps.to_string();
     assert!(!seen.contains(PASSWORD), "a reply or notification shows the password");
     let log = daemon.stderr();
     assert!(log.contains("frontdoor (rtsp://viewer:***@127.0.0.1:"), "the log names the source, masked:\n{log}");

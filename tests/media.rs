@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use camera_service::camera::{Camera, CameraEvent, CameraStatus, RecordingLookup, RecordingView};
 use camera_service::config::{Config, VirtualCameraConfig};
 use camera_service::error::{Error, Result};
+use camera_service::events::{Role, Topic, TopicSet};
 use camera_service::files::Thresholds;
 use camera_service::media::{CameraLookup, Deps, Media, RecorderWiring, Recordings, StreamServer};
 use camera_service::mediamtx::PathMetrics;
@@ -151,6 +152,8 @@ impl Rig {
         let (ntx, notes) = crossbeam_channel::unbounded();
         let hub = Hub::new();
         hub.subscribe(Arc::new(Collector(ntx)));
+        // A client that follows MediaMTX's recorder (events without a Python name reach only subscribers).
+        hub.interest().change(Role::None, Role::Subscribed(TopicSet::of(&[Topic::MediamtxRecordingFailed])));
         let mtx = Arc::new(FakeMtx { enabled: mtx_enabled, ..Default::default() });
         mtx.available.store(true, Ordering::SeqCst);
         let thresholds = Arc::new(Mutex::new(Thresholds { warning: 80, critical: 90 }));
@@ -618,6 +621,8 @@ fn camera_removed_mid_recording_fails_the_session() {
     assert_eq!(failed["error"], "device_disconnected");
     assert_eq!(failed["session_id"], s["session_id"]);
     assert!(rig.media.recording_of("virtual0").is_none());
+    let next = rig.notes.recv_timeout(Duration::from_millis(300));
+    assert!(next.is_err(), "a direct recording is not MediaMTX's: {next:?}");
     for f in names(&failed["files"]) {
         assert!(decodes(&rig.segment(&f)), "{f}");
     }
@@ -643,17 +648,23 @@ fn shutdown_finalises_running_recordings() {
     assert!(child_pids_with(&rig.rec.to_string_lossy()).is_empty(), "ffmpeg left running");
 }
 
-#[test]
-fn mediamtx_recorder_mode_switches_record_and_keeps_a_reader() {
-    need_ffmpeg!();
-    let dir = TempDir::new("media-mtx");
-    let rig = Rig::build(dir.path(), None, true);
+/// A USB camera `/dev/video0` (path `camera0`), recorded by MediaMTX's recorder when MediaMTX is enabled.
+fn usb_camera(rig: &Rig) -> Camera {
     let mut cam = virtual_camera(0, 320, 240, 10);
     cam.device = "/dev/video0".into();
     cam.path_name = "camera0".into();
     cam.is_virtual = false;
     cam.virtual_source = None;
-    rig.cameras.0.lock().insert("/dev/video0".into(), Arc::new(cam));
+    rig.cameras.0.lock().insert("/dev/video0".into(), Arc::new(cam.clone()));
+    cam
+}
+
+#[test]
+fn mediamtx_recorder_mode_switches_record_and_keeps_a_reader() {
+    need_ffmpeg!();
+    let dir = TempDir::new("media-mtx");
+    let rig = Rig::build(dir.path(), None, true);
+    usb_camera(&rig);
     let s = rig.start(json!({"device": "camera0"}));
     assert_eq!(s["device"], "/dev/video0");
     assert!(s["filename"].as_str().unwrap().starts_with("camera0_"));
@@ -663,6 +674,29 @@ fn mediamtx_recorder_mode_switches_record_and_keeps_a_reader() {
     assert_eq!(rig.mtx.calls.lock().last().map(String::as_str), Some("record camera0 false"));
     rig.mtx.available.store(false, Ordering::SeqCst);
     assert_eq!(rig.media.start_recording(&json!({"device": "camera0"})).unwrap_err().code(), -1003);
+}
+
+/// A recording by MediaMTX's recorder that fails is also `mediamtx.recording_failed`, right after its FAILED
+/// notification (the same failure, for clients that follow MediaMTX).
+#[test]
+fn a_failed_mediamtx_recording_is_also_a_mediamtx_event() {
+    need_ffmpeg!();
+    let dir = TempDir::new("media-mtx-failed");
+    let rig = Rig::build(dir.path(), None, true);
+    let mut cam = usb_camera(&rig);
+    let s = rig.start(json!({"device": "camera0"}));
+    cam.status = CameraStatus::Disconnected;
+    let gone = Arc::new(cam);
+    rig.cameras.0.lock().insert("/dev/video0".into(), gone.clone());
+    rig.events.send(CameraEvent { camera: gone, previous: Some(CameraStatus::Connected) }).unwrap();
+    let failed = rig.note("FAILED", Duration::from_secs(10));
+    assert_eq!(failed["error"], "device_disconnected");
+    let n = rig.notes.recv_timeout(Duration::from_secs(5)).expect("mediamtx.recording_failed");
+    assert_eq!(
+        n,
+        json!({"method": "mediamtx.recording_failed", "params": {"path": "camera0", "device": "/dev/video0",
+               "error": "device_disconnected", "session_id": s["session_id"]}})
+    );
 }
 
 /// A tiny tmpfs as the storage: at the critical threshold nothing starts; crossing it stops a recording cleanly.

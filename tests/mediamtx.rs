@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use camera_service::camera::{Camera, CameraEvent, CameraStatus};
 use camera_service::config::Config;
 use camera_service::error::Error;
+use camera_service::events::{Role, Topic, TopicSet};
 use camera_service::mediamtx::{ApiError, BreakerState, CameraFeed, Client, Hooks, MediaMtx};
 use camera_service::process::status::{Components, State};
 use camera_service::process::{Shutdown, Supervisor};
+use camera_service::rpc::notify::{Hub, Notification, Subscriber};
 use crossbeam_channel::Sender;
 use parking_lot::Mutex;
 use serde_json::{json, Value};
@@ -50,7 +52,20 @@ struct Rig {
     announced: Arc<Mutex<Vec<String>>>,
     recording: Arc<Mutex<HashSet<String>>>,
     config: Arc<Config>,
+    /// `mediamtx.error` params, as a subscribed client gets them.
+    errors: crossbeam_channel::Receiver<Value>,
     _dir: TempDir,
+}
+
+/// Collects `mediamtx.error` params.
+struct Errors(Sender<Value>);
+
+impl Subscriber for Errors {
+    fn deliver(&self, n: &Arc<Notification>) {
+        if n.topics().contains(Topic::MediamtxError) {
+            let _ = self.0.send(n.params(None));
+        }
+    }
 }
 
 fn test_config(port: u16, dir: &TempDir) -> Config {
@@ -80,17 +95,21 @@ impl Rig {
         let announced = Arc::new(Mutex::new(Vec::new()));
         let recording = Arc::new(Mutex::new(HashSet::new()));
         let (a, r) = (announced.clone(), recording.clone());
+        let hub = Hub::new();
+        let (tx, errors) = crossbeam_channel::unbounded();
+        hub.subscribe(Arc::new(Errors(tx)));
+        hub.interest().change(Role::None, Role::Subscribed(TopicSet::of(&[Topic::MediamtxError])));
         let hooks = Hooks {
             is_recording: Arc::new(move |d: &str| r.lock().contains(d)),
             announce: Arc::new(move |d: &str| a.lock().push(d.to_string())),
-            hub: camera_service::rpc::notify::Hub::new(),
+            hub,
         };
         let components = Components::default();
         let sup = Supervisor::new(Shutdown::new());
         let feed = CameraFeed { initial: vec![], events: rx };
         let (mtx, threads) = MediaMtx::new(config.clone(), components.clone());
         threads.spawn(feed, hooks, &sup).unwrap();
-        Rig { fake, mtx, events, sup, components, announced, recording, config, _dir: dir }
+        Rig { fake, mtx, events, sup, components, announced, recording, config, errors, _dir: dir }
     }
 
     fn plug(&self, n: u32) {
@@ -526,4 +545,42 @@ fn api_answers_while_mediamtx_is_down_or_hanging() {
     wait_until("a call hanging in MediaMTX", || fake.requests().len() > before);
     let (code, took) = daemon.terminate();
     assert_eq!(code, Some(0), "exit after {took:?}: {}", daemon.stderr());
+}
+
+/// A refused path operation is one `mediamtx.error` however often it is retried; it is announced again once it
+/// has succeeded or its camera came back; a delete answered 404 (already gone) is no failure.
+#[test]
+fn path_failures_are_announced_once_until_they_end() {
+    let fake = FakeMediaMtx::start();
+    let refusal = || Fault::Status(500, "disk on fire".into());
+    fake.inject(refusal(), Scope::method_route("POST", "/v3/config/paths/add/"), None);
+    let rig = Rig::start(fake, |_| {});
+    let next_error = || rig.errors.recv_timeout(WAIT).expect("mediamtx.error");
+    rig.plug(0);
+    let e = next_error();
+    assert_eq!(
+        (e["operation"].as_str(), e["path"].as_str(), e["device"].as_str()),
+        (Some("create_path"), Some("camera0"), Some("/dev/video0"))
+    );
+    assert!(e["error"].as_str().unwrap().contains("disk on fire"), "{e}");
+    rig.ticks(3);
+    assert!(rig.fake.count("POST", "/v3/config/paths/add/camera0") >= 3, "retried");
+    assert!(rig.errors.try_recv().is_err(), "retries are the same failure");
+    // Unplugged (its path never existed: the delete's 404 is what we wanted) and plugged again: a new failure.
+    rig.unplug(0);
+    rig.settled();
+    assert!(rig.errors.try_recv().is_err());
+    rig.plug(0);
+    assert_eq!(next_error()["operation"], "create_path");
+    // MediaMTX accepts it now; then it refuses the delete.
+    rig.fake.clear_faults();
+    wait_until("camera0 path", || rig.mtx.has_path("camera0"));
+    rig.fake.inject(refusal(), Scope::method_route("DELETE", "/v3/config/paths/delete/"), None);
+    rig.unplug(0);
+    assert_eq!(next_error()["operation"], "delete_path");
+    rig.ticks(3);
+    assert!(rig.errors.try_recv().is_err(), "retries are the same failure");
+    rig.fake.clear_faults();
+    wait_until("camera0 path deleted", || !rig.mtx.has_path("camera0"));
+    assert!(rig.errors.try_recv().is_err());
 }

@@ -23,6 +23,8 @@ pub struct Rig {
     pub mtx: RealMediaMtx,
     /// The V4L2 shim's spec file (empty until a camera is plugged).
     pub spec: PathBuf,
+    /// Where the publishers keep their live frames.
+    pub live_frames: PathBuf,
     _dir: TempDir,
 }
 
@@ -33,6 +35,9 @@ pub struct Setup<'a> {
     pub usb: bool,
     /// Other top-level daemon YAML (no `mediamtx:`).
     pub yaml: &'a str,
+    /// Set `mediamtx.live_frames_path` to a folder outside the snapshots folder (else the default,
+    /// `<snapshots_path>/.live`).
+    pub own_live_frames: bool,
 }
 
 /// Daemon tuning for tests: fast health checks and readiness polls.
@@ -68,7 +73,13 @@ impl Rig {
         for (k, v) in &env {
             b = b.env(k, v);
         }
-        Some(Rig { daemon: b.start(), mtx, spec, _dir: dir })
+        let own = dir.path().join("live-frames");
+        if s.own_live_frames {
+            b = b.env("CAMERA_SERVICE_MEDIAMTX_LIVE_FRAMES_PATH", own.to_str().unwrap());
+        }
+        let daemon = b.start();
+        let live_frames = if s.own_live_frames { own } else { daemon.path("snapshots").join(".live") };
+        Some(Rig { daemon, mtx, spec, live_frames, _dir: dir })
     }
 
     /// Plug shimmed camera `n` (see [`plug_usb`]).
@@ -230,7 +241,8 @@ fn camera_streams(c: &mut Client, device: &str) -> Value {
 #[test]
 fn virtual_camera_streams_over_rtsp_hls_webrtc_and_snapshots() {
     let yaml = "camera:\n  virtual:\n  - {name: T, width: 320, height: 240, fps: 10, pattern: testsrc2}\n";
-    let Some(rig) = Rig::start(Setup { tag: "mtx-virtual", usb: false, yaml }) else {
+    // The live frames go to a folder of their own (`mediamtx.live_frames_path`), as the package sets it up.
+    let Some(rig) = Rig::start(Setup { tag: "mtx-virtual", usb: false, yaml, own_live_frames: true }) else {
         return;
     };
     wait_until("virtual0 path in MediaMTX", WAIT, || rig.path_config("virtual0").is_some());
@@ -264,7 +276,8 @@ fn virtual_camera_streams_over_rtsp_hls_webrtc_and_snapshots() {
             .iter()
             .any(|s| s["name"] == "virtual0" && s["ready"] == true)
     });
-    let live = rig.daemon.path("snapshots").join(".live");
+    let live = rig.live_frames.clone();
+    assert!(!rig.daemon.path("snapshots").join(".live").exists(), "the configured folder replaces the default");
     wait_until("the publisher keeps a live frame", WAIT, || live.join("virtual0.jpg").is_file());
     for (params, codec) in [
         (json!({"device": "virtual0"}), "mjpeg,320,240"),
@@ -296,7 +309,7 @@ fn virtual_camera_streams_over_rtsp_hls_webrtc_and_snapshots() {
 #[test]
 fn usb_camera_path_stream_recording_and_unplug() {
     let yaml = "recording:\n  segment_duration: 2\n";
-    let setup = Setup { tag: "mtx-usb", usb: true, yaml };
+    let setup = Setup { tag: "mtx-usb", usb: true, yaml, own_live_frames: false };
     let Some(rig) = Rig::start(setup) else { return };
     let mut op = rig.daemon.client_as("operator");
     rig.plug(0);
@@ -315,6 +328,9 @@ fn usb_camera_path_stream_recording_and_unplug() {
     );
     let rtsp = p["streams"]["rtsp"].as_str().unwrap().to_string();
     assert_eq!(probe(&rtsp), "h264,320,240");
+    // The default live frames folder: hidden in the snapshots folder.
+    assert!(rig.live_frames.ends_with("snapshots/.live"));
+    wait_until("the publisher keeps a live frame", WAIT, || rig.live_frames.join("camera0.jpg").is_file());
 
     let started = op.ok("start_recording", json!({"device": "camera0"}));
     assert_eq!(started["status"], "STARTED");
@@ -382,7 +398,7 @@ fn api_latency(c: &mut Client) -> (Duration, Duration) {
 fn mediamtx_killed_and_restarted() {
     let yaml = "recording:\n  segment_duration: 2\n\
                 camera:\n  virtual:\n  - {name: T, width: 320, height: 240, fps: 10, pattern: testsrc2}\n";
-    let setup = Setup { tag: "mtx-kill", usb: true, yaml };
+    let setup = Setup { tag: "mtx-kill", usb: true, yaml, own_live_frames: false };
     let Some(mut rig) = Rig::start(setup) else { return };
     let mut op = rig.daemon.client_as("operator");
     let mut admin = rig.daemon.client_as("admin");

@@ -26,4 +26,5 @@ mod rpc_envelope;
 mod secrets;
 mod server;
 mod startup;
+mod usb_sharing;
 mod web;

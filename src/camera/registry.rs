@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::external::Change;
 use super::model::{ffmpeg_input_format, preferred_mode, Camera, CameraEvent, CameraKind, CameraStatus, DEFAULT_FPS};
@@ -105,6 +105,9 @@ pub struct Registry {
     /// External cameras, in the order their monitor first reported them.
     externals: Vec<Arc<Camera>>,
     last_sent: HashMap<String, Value>,
+    /// The last capability event published per device (`camera.capability_detected` or `_error`); cleared when the
+    /// camera's capabilities are no longer known (unplugged, detection off), so the next ones are announced again.
+    capabilities_sent: HashMap<String, (Topic, Value)>,
     next_token: u64,
     jobs: Sender<probe::Job>,
     shared: Arc<Shared>,
@@ -133,6 +136,7 @@ impl Registry {
             virtuals,
             externals: Vec::new(),
             last_sent: HashMap::new(),
+            capabilities_sent: HashMap::new(),
             next_token: 0,
             jobs,
             shared,
@@ -148,6 +152,7 @@ impl Registry {
         log::info!("camera discovery: watching {} for video{:?}", self.dir.display(), self.numbers);
         for cam in self.virtuals.clone() {
             self.notify(&cam);
+            self.notify_capabilities(&cam);
             let _ = self.send_event(&cam, None);
         }
         self.sweep(Instant::now());
@@ -221,6 +226,7 @@ impl Registry {
                 self.send_event(&gone, Some(prev.status));
                 self.notify(&gone);
                 self.last_sent.remove(&device);
+                self.capabilities_sent.remove(&device);
             }
         }
     }
@@ -386,6 +392,7 @@ impl Registry {
         self.publish_snapshot();
         self.send_event(cam, previous);
         self.notify(cam);
+        self.notify_capabilities(cam);
     }
 
     fn publish_snapshot(&mut self) {
@@ -419,6 +426,43 @@ impl Registry {
             wire::status_update(&cam, &config.mediamtx, host)
         }));
     }
+
+    /// `camera.capability_detected` when a camera's capabilities become known or change (first probe, a confirming
+    /// re-probe, an IP camera's resolution or frame rate learned), `camera.capability_error` when probing it fails.
+    /// Each once per change: a retry that fails the same way, or a re-probe that finds the same modes, is silent.
+    fn notify_capabilities(&mut self, cam: &Camera) {
+        let Some(event) = capability_event(cam) else {
+            self.capabilities_sent.remove(&cam.device);
+            return;
+        };
+        if self.capabilities_sent.get(&cam.device) == Some(&event) {
+            return;
+        }
+        self.capabilities_sent.insert(cam.device.clone(), event.clone());
+        let (topic, params) = event;
+        self.hub.publish(Notification::event(topic, Some(&cam.device), params));
+    }
+}
+
+/// The capability event a camera stands for, if any: its `get_camera_capabilities` result plus the preferred mode
+/// while its modes are known, its error while probing fails, nothing while its modes are unknown (unplugged, not
+/// checked yet, capability detection switched off).
+fn capability_event(cam: &Camera) -> Option<(Topic, Value)> {
+    let error = match cam.status {
+        CameraStatus::Error => cam.error.as_deref().unwrap_or("probe failed"),
+        CameraStatus::Connected if cam.validation_status == "error" => "the device reports no video formats",
+        CameraStatus::Connected if !cam.formats.is_empty() => {
+            let mut params = wire::capabilities(cam);
+            params["resolution"] = json!(cam.resolution);
+            params["fps"] = json!(cam.fps);
+            return Some((Topic::CameraCapabilityDetected, params));
+        }
+        _ => return None,
+    };
+    // An IP camera's error may quote its source URL.
+    let error = crate::util::redact::text(error);
+    let params = json!({"device": cam.device, "error": error, "validation_status": cam.validation_status});
+    Some((Topic::CameraCapabilityError, params))
 }
 
 /// The topics of a `camera_status_update` after `previous` (the status last announced, if any).

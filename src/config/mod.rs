@@ -161,6 +161,9 @@ pub struct MediaMtxConfig {
     pub config_path: String,
     pub recordings_path: PathBuf,
     pub snapshots_path: PathBuf,
+    /// Where stream publishers keep each camera's latest JPEG frame; unset = `<snapshots_path>/.live`. A tmpfs folder
+    /// here spares flash storage those writes.
+    pub live_frames_path: Option<PathBuf>,
     /// Seconds per MediaMTX HTTP request.
     pub api_timeout: f64,
     /// Encoder settings; the Python shipped file writes a mapping, the Python code a bare encoder string.
@@ -200,6 +203,7 @@ impl Default for MediaMtxConfig {
             config_path: "/etc/mediamtx/mediamtx.yml".into(),
             recordings_path: PathBuf::from("/opt/camera-service/recordings"),
             snapshots_path: PathBuf::from("/opt/camera-service/snapshots"),
+            live_frames_path: None,
             api_timeout: 5.0,
             codec: CodecConfig::default(),
             video_profile: None,

@@ -53,6 +53,7 @@ fn hint(path: &str) -> Option<Kind> {
     Some(match path {
         "health_port" | "security.rate_limiting.max_connections" => Kind::OptUInt,
         "mediamtx.public_host"
+        | "mediamtx.live_frames_path"
         | "mediamtx.video_profile"
         | "mediamtx.video_level"
         | "mediamtx.pixel_format"

@@ -172,6 +172,12 @@ fn mediamtx(c: &mut Checker) {
     for p in ["config_path", "recordings_path", "snapshots_path"] {
         c.non_empty(&format!("mediamtx.{p}"));
     }
+    // The publisher names its frame file inside ffmpeg's `tee` syntax, which reserves `|`, `[`, `:` and more.
+    c.check(
+        "mediamtx.live_frames_path",
+        |v| v.as_str().is_none_or(|s| s.is_empty() || (s.starts_with('/') && s.chars().all(is_plain_path_char))),
+        |v| format!("expected an absolute path of letters, digits, '/', '.', '_' or '-', got {}", describe(v)),
+    );
     c.above("mediamtx.api_timeout", 0.0);
     for f in ["encoder", "video_profile", "video_level", "pixel_format", "bitrate", "preset"] {
         c.non_empty(&format!("mediamtx.codec.{f}"));
@@ -325,6 +331,11 @@ fn rest(c: &mut Checker) {
     c.non_empty("state_dir");
 }
 
+/// Characters a path may have inside ffmpeg's `tee` output list.
+pub fn is_plain_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "/._-".contains(c)
+}
+
 fn render(v: &Value) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| describe(v))
 }
@@ -382,6 +393,18 @@ mod tests {
         assert_eq!(e.len(), 2, "{e:?}");
         assert!(e[0].starts_with("camera.virtual[0].width: "));
         assert!(e[1].starts_with("camera.virtual[0].pattern: "));
+    }
+
+    #[test]
+    fn live_frames_path_is_absolute_and_plain() {
+        assert!(errors("mediamtx: {live_frames_path: /run/camera-service/live}").is_empty());
+        assert!(errors("mediamtx: {live_frames_path: null}").is_empty());
+        assert!(errors("mediamtx: {live_frames_path: \"\"}").is_empty());
+        for bad in ["live", "/run/a|b", "/run/a:b"] {
+            let e = errors(&format!("mediamtx: {{live_frames_path: \"{bad}\"}}"));
+            assert_eq!(e.len(), 1, "{bad}: {e:?}");
+            assert!(e[0].starts_with("mediamtx.live_frames_path: expected an absolute path"), "{e:?}");
+        }
     }
 
     #[test]

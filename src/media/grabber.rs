@@ -13,6 +13,14 @@
 //! ffmpeg exits, when a request for another quality or a higher rate replaces it, and at shutdown. The map of
 //! grabbers is the one piece of shared state; its lock is never held across I/O.
 //!
+//! A V4L2 device streams for one opener at a time, so without MediaMTX a direct recording of a USB camera cannot
+//! open the device while a reader of ours has it, nor the reverse. The recording therefore becomes the camera's
+//! reader: [`Grabbers::claim`] stops our ffmpeg (waiting until it has let go of the device) and puts a *fed* grabber
+//! in its place, whose frames come from a second output of the recording's ffmpeg ([`Feed::read`]). Live views and
+//! snapshots use it as they would use ours; it is never replaced for another quality or rate, and it ends only when
+//! the recorder drops the [`Feed`] (after the recording's ffmpeg has exited), after which the live view starts its
+//! own reader again.
+//!
 //! Trade-off: while the reader runs it is a MediaMTX reader, so an on-demand publisher stays up for the idle
 //! window. `performance.optimization.enable_caching: false` disables the grabber for snapshots (a live view still
 //! uses one).
@@ -47,6 +55,8 @@ const FPS: u32 = 5;
 const STALL: Duration = Duration::from_secs(10);
 /// How often the owner thread checks idle/stall/camera state.
 const TICK: Duration = Duration::from_millis(200);
+/// How long a reader that is being replaced may take to let go of the camera before the next one opens it anyway.
+const RELEASE_WAIT: Duration = Duration::from_secs(3);
 /// A "frame" larger than this is garbage: drop it and resynchronise.
 const MAX_FRAME: usize = 16 * 1024 * 1024;
 
@@ -96,6 +106,8 @@ pub fn decide(existing: Option<Existing>, qscale: u8) -> Decision {
 struct Slot {
     frame: Option<Frame>,
     ended: Option<String>,
+    /// Its ffmpeg has exited (or never ran): the camera is free for the next reader.
+    released: bool,
 }
 
 /// The live view's attachment to a reader.
@@ -119,6 +131,8 @@ struct Grabber {
     qscale: u8,
     /// Frames per second ffmpeg encodes.
     fps: u32,
+    /// The frames come from a recording's ffmpeg (see the module docs), not from an ffmpeg of ours.
+    fed: bool,
     slot: Mutex<Slot>,
     cv: Condvar,
     /// The last snapshot request.
@@ -129,8 +143,24 @@ struct Grabber {
 }
 
 impl Grabber {
+    fn new(device: &str, qscale: u8, fps: u32, fed: bool, last_request: Instant) -> Grabber {
+        Grabber {
+            device: device.to_string(),
+            qscale,
+            fps,
+            fed,
+            // A fed grabber owns no process: the recorder frees the camera when its recording ends.
+            slot: Mutex::new(Slot { released: fed, ..Slot::default() }),
+            cv: Condvar::new(),
+            last_request: Mutex::new(last_request),
+            live: Mutex::default(),
+            stop: AtomicBool::new(false),
+        }
+    }
+
     fn existing(&self) -> Existing {
-        let live = self.live.lock().tx.is_some();
+        // A recording's frames are the only ones there are while it runs: treat them as pinned like a live view's.
+        let live = self.fed || self.live.lock().tx.is_some();
         let slot = self.slot.lock();
         Existing {
             qscale: self.qscale,
@@ -160,6 +190,24 @@ impl Grabber {
         }
         drop(slot);
         self.cv.notify_all();
+    }
+
+    /// Its ffmpeg is gone: the next reader may open the camera.
+    fn release(&self) {
+        self.slot.lock().released = true;
+        self.cv.notify_all();
+    }
+
+    /// Stop this reader and wait (at most until `deadline`) until its ffmpeg has let go of the camera.
+    fn stop_and_wait(&self, deadline: Instant) {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut slot = self.slot.lock();
+        while !slot.released {
+            if self.cv.wait_until(&mut slot, deadline).timed_out() {
+                log::warn!("grabber {}: the old reader did not stop in time", self.device);
+                return;
+            }
+        }
     }
 
     /// The first frame that arrived at or after `since`, waiting until `deadline`.
@@ -205,12 +253,7 @@ impl Grabbers {
         let current = self.map.lock().get(device).cloned();
         let grabber = match decide(current.as_ref().map(|g| g.existing()), qscale) {
             Decision::Use | Decision::Wait => current.expect("decided on an existing grabber"),
-            Decision::Replace | Decision::Start => {
-                if let Some(old) = current {
-                    old.stop.store(true, Ordering::SeqCst);
-                }
-                self.start(device, input, qscale, FPS, Instant::now())?
-            }
+            Decision::Replace | Decision::Start => self.start(device, input, qscale, FPS, Instant::now())?,
         };
         *grabber.last_request.lock() = Instant::now();
         grabber.wait_frame(requested.checked_sub(MAX_AGE).unwrap_or(requested), deadline)
@@ -229,11 +272,8 @@ impl Grabbers {
     ) -> Result<Tap, String> {
         let current = self.map.lock().get(device).cloned();
         let g = match current {
-            Some(g) if !g.ended() && g.fps >= fps => g,
-            other => {
-                if let Some(old) = other {
-                    old.stop.store(true, Ordering::SeqCst);
-                }
+            Some(g) if !g.ended() && (g.fed || g.fps >= fps) => g,
+            _ => {
                 // No snapshot asked for this reader: only the live view keeps it running.
                 let never = Instant::now().checked_sub(IDLE).unwrap_or_else(Instant::now);
                 self.start(device, input, qscale, fps, never)?
@@ -248,6 +288,25 @@ impl Grabbers {
         self.map.lock().get(device).is_some_and(|g| g.live.lock().tx.is_some() && !g.ended())
     }
 
+    /// True while a recording is `device`'s reader (a snapshot then takes its frames: the device is busy).
+    pub fn is_fed(&self, device: &str) -> bool {
+        self.map.lock().get(device).is_some_and(|g| g.fed && !g.ended())
+    }
+
+    /// Make a recording the reader of `device`: stop our reader of it, if any, and wait until its ffmpeg has let go
+    /// of the device, so the recording's ffmpeg can open it. Frames read by [`Feed::read`] at `qscale` and `fps`
+    /// then go to the live view and snapshots, until the feed is dropped.
+    pub fn claim(&self, device: &str, qscale: u8, fps: u32) -> Feed {
+        let never = Instant::now().checked_sub(IDLE).unwrap_or_else(Instant::now);
+        let g = Arc::new(Grabber::new(device, qscale, fps, true, never));
+        let old = self.map.lock().insert(device.to_string(), g.clone());
+        if let Some(old) = old {
+            old.stop_and_wait(Instant::now() + RELEASE_WAIT);
+        }
+        log::info!("grabber {device}: the recording reads the camera now");
+        Feed { g, map: self.map.clone() }
+    }
+
     fn start(
         &self,
         device: &str,
@@ -256,6 +315,36 @@ impl Grabbers {
         fps: u32,
         last_request: Instant,
     ) -> Result<Arc<Grabber>, String> {
+        let g = Arc::new(Grabber::new(device, qscale, fps, false, last_request));
+        // Take the camera's place before ffmpeg opens it, so a recording that claims the camera meanwhile waits for
+        // this reader to let go; while a recording is the reader, its frames are used instead.
+        let old = {
+            let mut map = self.map.lock();
+            if let Some(fed) = map.get(device).filter(|c| c.fed && !c.ended()) {
+                return Ok(fed.clone());
+            }
+            map.insert(device.to_string(), g.clone())
+        };
+        if let Some(old) = old {
+            if opens_device(input) {
+                old.stop_and_wait(Instant::now() + RELEASE_WAIT);
+            } else {
+                // A stream any number of readers may open: the new reader starts at once, next to the old one.
+                old.stop.store(true, Ordering::SeqCst);
+            }
+        }
+        let started = self.spawn_reader(&g, input);
+        if let Err(e) = &started {
+            forget(&self.map, &g);
+            g.end(e.clone());
+            g.release();
+        }
+        started.map(|()| g)
+    }
+
+    /// Start `g`'s ffmpeg, its reader thread and its owner thread.
+    fn spawn_reader(&self, g: &Arc<Grabber>, input: &[String]) -> Result<(), String> {
+        let (device, qscale, fps) = (g.device.as_str(), g.qscale, g.fps);
         let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-nostdin"].map(String::from).to_vec();
         args.extend_from_slice(input);
         let fps_filter = format!("fps={fps}");
@@ -264,17 +353,8 @@ impl Grabbers {
             ["-an", "-vf", &fps_filter, "-c:v", "mjpeg", "-q:v", &q, "-f", "image2pipe", "pipe:1"].map(String::from),
         );
         let label = format!("grabber {device}");
-        let (process, stdout) = Ffmpeg::spawn_piped(&label, &args).map_err(|e| format!("cannot start ffmpeg: {e}"))?;
-        let g = Arc::new(Grabber {
-            device: device.to_string(),
-            qscale,
-            fps,
-            slot: Mutex::default(),
-            cv: Condvar::new(),
-            last_request: Mutex::new(last_request),
-            live: Mutex::default(),
-            stop: AtomicBool::new(false),
-        });
+        let (process, stdout) =
+            Ffmpeg::spawn_piped(&label, &args, &[]).map_err(|e| format!("cannot start ffmpeg: {e}"))?;
         let reader = {
             let g = g.clone();
             thread::Builder::new()
@@ -284,13 +364,10 @@ impl Grabbers {
                     if crate::process::guarded("grabber-read", || read_frames(&g, stdout)).is_err() {
                         g.end("stream reader failed".into());
                     }
+                    g.end("stream closed".into());
                 })
                 .map_err(|e| format!("cannot start reader thread: {e}"))?
         };
-        // Inserted before the owner runs, so the owner's removal always finds it (or a newer one).
-        if let Some(old) = self.map.lock().insert(device.to_string(), g.clone()) {
-            old.stop.store(true, Ordering::SeqCst);
-        }
         let owner = Owner {
             g: g.clone(),
             map: self.map.clone(),
@@ -304,22 +381,53 @@ impl Grabbers {
             if crate::process::guarded("grabber", || owner.run(process, reader)).is_err() {
                 forget(&map, &mine);
                 mine.end("stream reader owner failed".into());
+                mine.release();
             }
         });
-        if let Err(e) = spawned {
-            // The closure (and with it the process, killed on drop) is gone.
-            self.map.lock().remove(device);
-            g.end(format!("cannot start owner thread: {e}"));
-            return Err(format!("cannot start owner thread: {e}"));
-        }
+        // On failure the closure (and with it the process, killed on drop) is gone.
+        spawned.map_err(|e| format!("cannot start owner thread: {e}"))?;
         log::info!("{label}: warm stream reader started (q:v {qscale}, {fps} fps)");
-        Ok(g)
+        Ok(())
     }
 
     /// Number of running grabbers.
     #[cfg(test)]
     pub fn count(&self) -> usize {
         self.map.lock().len()
+    }
+}
+
+/// A recording's hold on a camera's reader place (see [`Grabbers::claim`]); dropping it ends the fed grabber, so
+/// live views and snapshots go back to a reader of their own. Drop it only once the recording's ffmpeg has exited:
+/// the next reader opens the device at once.
+pub struct Feed {
+    g: Arc<Grabber>,
+    map: Map,
+}
+
+impl Feed {
+    /// Read the recording's JPEG output (`pipe:1`) on a `grabber-read` thread. The end of the pipe does not end the
+    /// feed: the recorder does, once ffmpeg has exited and released the device. A reader that fails drops the pipe;
+    /// the recording goes on (its JPEG output ignores a closed pipe) and only the live picture stops.
+    pub fn read(&self, stdout: ChildStdout) -> Result<(), String> {
+        let g = self.g.clone();
+        thread::Builder::new()
+            .name("grabber-read".into())
+            .spawn(move || {
+                if crate::process::guarded("grabber-read", || read_frames(&g, stdout)).is_err() {
+                    log::warn!("grabber {}: reading the recording's frames failed", g.device);
+                }
+            })
+            .map(drop)
+            .map_err(|e| format!("cannot start reader thread: {e}"))
+    }
+}
+
+impl Drop for Feed {
+    fn drop(&mut self) {
+        forget(&self.map, &self.g);
+        self.g.end("recording stopped".into());
+        log::info!("grabber {}: the recording no longer reads the camera", self.g.device);
     }
 }
 
@@ -378,9 +486,15 @@ impl Owner {
         self.g.end(why.trim().to_string());
         process.stop(Duration::from_millis(500), Duration::from_secs(2));
         drop(process);
+        self.g.release();
         let _ = reader.join();
         log::info!("grabber {}: warm stream reader stopped: {}", self.g.device, why.trim());
     }
+}
+
+/// Whether ffmpeg `input` opens a V4L2 device, which streams for one process at a time.
+fn opens_device(input: &[String]) -> bool {
+    input.windows(2).any(|w| w[0] == "-f" && w[1] == "v4l2")
 }
 
 /// Remove `g` from the map unless a newer grabber already replaced it.
@@ -391,7 +505,7 @@ fn forget(map: &Map, g: &Arc<Grabber>) {
     }
 }
 
-/// Read ffmpeg's stdout until EOF, publishing each complete JPEG.
+/// Read ffmpeg's stdout until EOF (or a read error), publishing each complete JPEG.
 fn read_frames(g: &Grabber, mut stdout: ChildStdout) {
     let mut splitter = Splitter::default();
     let mut buf = vec![0u8; 64 * 1024];
@@ -409,7 +523,6 @@ fn read_frames(g: &Grabber, mut stdout: ChildStdout) {
             Err(_) => break,
         }
     }
-    g.end("stream closed".into());
 }
 
 /// Splits a byte stream of concatenated JPEG images (image2pipe) into complete images.

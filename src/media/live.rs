@@ -5,7 +5,9 @@
 //! - **One reader per camera**: the camera's warm frame grabber (`grabber`), attached at the live rate (the
 //!   camera's frame rate, at most `server.live_max_fps`). Never one encoder per viewer. Its input is the camera's
 //!   MediaMTX stream when MediaMTX is enabled and reachable, else the camera itself (V4L2 device, the paced lavfi
-//!   source of a virtual camera, an IP camera's URL).
+//!   source of a virtual camera, an IP camera's URL). While a direct recording reads a V4L2 camera, its ffmpeg is
+//!   that reader (the device opens once; see `grabber`): the thread re-attaches when the reader changes, and its
+//!   viewers stay connected.
 //! - **One `live` thread per watched camera** owns the viewers' sockets. The HTTP server writes the response head and
 //!   hands the socket over (`Body::Handoff`), so no HTTP worker is held by a stream. Sockets are non-blocking; each
 //!   frame is made into one multipart part shared by every viewer. A viewer still sending an older part skips
@@ -33,6 +35,7 @@ use parking_lot::Mutex;
 use serde_json::{json, Value};
 
 use super::grabber::{Frame, Tap};
+use super::segments::FrameOutput;
 use super::{segments, snapshot, Media, Shared};
 use crate::auth::signed_url::UrlSigner;
 use crate::auth::Authenticator;
@@ -99,7 +102,6 @@ struct Inner {
     shared: Arc<Shared>,
     urls: UrlSigner,
     shutdown: Shutdown,
-    max_fps: u32,
     max_viewers: usize,
     /// Cameras with a live thread, by device id.
     streams: Mutex<HashMap<String, Stream>>,
@@ -131,7 +133,6 @@ impl LiveView {
                 shared: media.shared.clone(),
                 urls,
                 shutdown,
-                max_fps: server.live_max_fps.max(1),
                 max_viewers: server.live_max_viewers.max(1),
                 streams: Mutex::default(),
             }),
@@ -337,8 +338,7 @@ impl CameraThread {
                 return;
             }
         };
-        let fps = camera_fps(&camera).clamp(1, self.inner.max_fps);
-        let qscale = snapshot::qscale(shared.config.snapshots.quality);
+        let FrameOutput { fps, qscale } = frame_output(shared, &camera);
         let attached = live_input(shared, &camera)
             .and_then(|input| shared.grabbers.attach_live(&self.device, &input, qscale, fps, self.frames_tx.clone()));
         match attached {
@@ -382,6 +382,15 @@ impl CameraThread {
         if self.viewers.len() != before {
             log::info!("live {}: viewer left ({} watching)", self.path_name, self.viewers.len());
         }
+    }
+}
+
+/// The rate and quality of the live view's frames: the camera's rate, at most `server.live_max_fps`; the default
+/// snapshot quality. A recording that reads the camera for the live view makes its frames with these too.
+pub(super) fn frame_output(shared: &Shared, camera: &Camera) -> FrameOutput {
+    FrameOutput {
+        fps: camera_fps(camera).clamp(1, shared.config.server.live_max_fps.max(1)),
+        qscale: snapshot::qscale(shared.config.snapshots.quality),
     }
 }
 

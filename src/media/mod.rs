@@ -8,7 +8,8 @@
 //!   publishes a read-mostly view of the sessions on the [`Recordings`] board (camera listings,
 //!   `get_recording_status`, file protection, the shutdown budget).
 //! - JPEG snapshots of a ready stream reuse a warm per-camera reader (`grabber`) for 30 s after the last one.
-//! - The live MJPEG view (`live`) feeds every viewer of a camera from that same reader, at the live rate.
+//! - The live MJPEG view (`live`) feeds every viewer of a camera from that same reader, at the live rate. Without
+//!   MediaMTX, a direct recording of a V4L2 camera becomes that reader (its ffmpeg also writes the JPEG frames).
 //! - Every ffmpeg child goes through `process` (own process group, drained stderr, SIGINT → SIGKILL, reaped).
 //!
 //! The component talks to cameras and MediaMTX through two small traits ([`CameraLookup`], [`StreamServer`]) so

@@ -83,8 +83,8 @@ impl Ffmpeg {
     }
 
     /// Like [`Ffmpeg::spawn`], with stdout piped (for `pipe:1` outputs); the caller reads it.
-    pub fn spawn_piped(label: &str, args: &[String]) -> io::Result<(Ffmpeg, ChildStdout)> {
-        let mut p = Ffmpeg::spawn_with(label, args, &[], Stdio::piped())?;
+    pub fn spawn_piped(label: &str, args: &[String], env: &[(&str, &str)]) -> io::Result<(Ffmpeg, ChildStdout)> {
+        let mut p = Ffmpeg::spawn_with(label, args, env, Stdio::piped())?;
         let out = p.child.stdout.take().ok_or_else(|| io::Error::other("no stdout pipe"))?;
         Ok((p, out))
     }

@@ -14,7 +14,7 @@ use crossbeam_channel::{bounded, select, Receiver, Sender};
 use serde_json::Value;
 
 use super::process::{self, Ffmpeg};
-use super::session::{self, Backend, Ending, Reply, Session};
+use super::session::{self, Backend, Ending, Reply, Session, Writer};
 use super::{segments, snapshot, RecorderWiring, SessionInfo, Shared};
 use crate::camera::{Camera, CameraEvent, CameraStatus};
 use crate::error::{Error, Result};
@@ -65,7 +65,7 @@ pub enum Command {
     /// ready and MediaMTX records it).
     Prepared {
         session_id: String,
-        result: Result<Ffmpeg>,
+        result: Result<Writer>,
         first_file: Option<String>,
     },
     /// Daemon shutdown, before connections close: finalise every recording, publish its STOPPED notification, refuse
@@ -242,7 +242,7 @@ impl Recorder {
                 if direct {
                     return start_direct(&shared, &camera, &info);
                 }
-                let result = prepare_mtx(&shared, &path);
+                let result = prepare_mtx(&shared, &path).map(|process| Writer { process, feed: None });
                 let first_file = result.as_ref().ok().and_then(|_| first_segment(&info, FIRST_SEGMENT_WAIT));
                 (result, first_file)
             });
@@ -278,7 +278,7 @@ impl Recorder {
         self.components.set("recorder", State::Running, details);
     }
 
-    fn prepared(&mut self, session_id: &str, result: Result<Ffmpeg>, first_file: Option<String>) {
+    fn prepared(&mut self, session_id: &str, result: Result<Writer>, first_file: Option<String>) {
         let Some(device) =
             self.sessions.values().find(|s| s.info.session_id == session_id).map(|s| s.info.device.clone())
         else {
@@ -287,7 +287,7 @@ impl Recorder {
         let s = self.sessions.get_mut(&device).expect("session present");
         let reply = s.starting.take();
         match result {
-            Ok(process) => {
+            Ok(writer) => {
                 match first_file {
                     Some(name) => {
                         s.info.current_file = name.clone();
@@ -303,11 +303,11 @@ impl Recorder {
                 let mode = match &mut s.backend {
                     Backend::Mtx { keepalive, .. } => {
                         s.started = now;
-                        *keepalive = Some(process);
+                        *keepalive = Some(writer.process);
                         "MediaMTX recorder"
                     }
                     Backend::DirectStarting | Backend::Direct(_) => {
-                        s.backend = Backend::Direct(process);
+                        s.backend = Backend::Direct(writer);
                         // ffmpeg ends a timed recording itself (`-t`); the timer is a safety net.
                         s.deadline = s.deadline.and_then(|d| d.checked_add(DIRECT_TIMER_SLACK));
                         "direct ffmpeg"
@@ -383,6 +383,13 @@ impl Recorder {
             _ => None,
         };
         let (result, note) = session::ended_json(&s.info, s.started.elapsed(), error);
+        // The same failure for clients that follow MediaMTX's recorder (recorder mode only).
+        let mtx_failed = match (error, &s.backend) {
+            (Some(e), Backend::Mtx { .. }) => Some(serde_json::json!({
+                "path": s.info.path_name, "device": device, "error": e, "session_id": s.info.session_id,
+            })),
+            _ => None,
+        };
         log::info!(
             "recording {device} session {} {} ({} files){}",
             s.info.session_id,
@@ -395,7 +402,13 @@ impl Recorder {
                 // The handler publishes the notification after its reply (docs/design.md, "Compatibility choices").
                 let _ = reply.send(Ok((result, note)));
             }
-            _ => self.hub.publish(Notification::new("recording_status_update", note)),
+            _ => {
+                self.hub.publish(Notification::new("recording_status_update", note));
+                if let Some(params) = mtx_failed {
+                    let topic = crate::events::Topic::MediamtxRecordingFailed;
+                    self.hub.publish(Notification::event(topic, Some(device), params));
+                }
+            }
         }
     }
 
@@ -468,7 +481,7 @@ impl Recorder {
         let mut unstarted = Vec::new();
         for (device, s) in self.sessions.iter_mut() {
             match &mut s.backend {
-                Backend::Direct(p) => p.signal(libc::SIGINT),
+                Backend::Direct(w) => w.process.signal(libc::SIGINT),
                 Backend::Mtx { .. } => {
                     let _ = shared.mediamtx.set_record(&s.info.path_name, false);
                 }
@@ -489,7 +502,7 @@ impl Recorder {
         }
         let until = Instant::now() + SHUTDOWN_GRACE;
         for s in self.sessions.values_mut() {
-            if let Backend::Direct(p) = &mut s.backend {
+            if let Backend::Direct(Writer { process: p, .. }) = &mut s.backend {
                 if p.wait_for(until.saturating_duration_since(Instant::now())).is_none() {
                     p.signal(libc::SIGKILL);
                     p.wait_for(Duration::from_millis(500));
@@ -533,7 +546,10 @@ fn not_recording(device: &str) -> Error {
 /// Direct start: our ffmpeg, and the name of the first segment it opened. ffmpeg names that file from its own clock
 /// when the first frame is encoded, so only the file tells the real name. An ffmpeg that exits before opening its
 /// output (an unwritable folder, a device that cannot be opened) fails the start with its last error line.
-fn start_direct(shared: &Shared, camera: &Camera, info: &SessionInfo) -> (Result<Ffmpeg>, Option<String>) {
+///
+/// A V4L2 device streams for one process at a time: the recording claims the camera's reader place first (our live
+/// or snapshot reader lets go of the device) and also writes JPEG frames for the live view and snapshots.
+fn start_direct(shared: &Shared, camera: &Camera, info: &SessionInfo) -> (Result<Writer>, Option<String>) {
     // A new segment named like one already in the folder would overwrite it (a stop and a start within the same
     // second): wait for the next second first (at most one).
     let until = Instant::now() + Duration::from_millis(1100);
@@ -542,30 +558,43 @@ fn start_direct(shared: &Shared, camera: &Camera, info: &SessionInfo) -> (Result
     {
         std::thread::sleep(Duration::from_millis(20));
     }
-    let args = segments::direct_args(&shared.config, camera, &info.dir, info.duration);
+    let frames = segments::exclusive_device(camera).then(|| super::live::frame_output(shared, camera));
+    let feed = frames.map(|f| shared.grabbers.claim(&camera.device, f.qscale, f.fps));
+    let args = segments::direct_args(&shared.config, camera, &info.dir, info.duration, frames);
     let label = format!("record {}", info.path_name);
     // TZ=UTC: the segment muxer's strftime names must be UTC like every other time stamp.
-    let mut p = match Ffmpeg::spawn(&label, &args, &[("TZ", "UTC")]) {
+    let env = [("TZ", "UTC")];
+    let spawned = match &feed {
+        Some(feed) => Ffmpeg::spawn_piped(&label, &args, &env).and_then(|(p, stdout)| {
+            // Without a reader of its frames the recording would stall on a full pipe.
+            feed.read(stdout).map_err(std::io::Error::other)?;
+            Ok(p)
+        }),
+        None => Ffmpeg::spawn(&label, &args, &env),
+    };
+    let p = match spawned {
         Ok(p) => p,
         Err(e) => return (Err(Error::Stream(format!("cannot start ffmpeg: {e}"))), None),
     };
+    let mut w = Writer { process: p, feed };
+    let p = &mut w.process;
     let first = |info: &SessionInfo| info.files().into_iter().next().map(|(name, _)| name);
     let deadline = Instant::now() + DIRECT_FIRST_FILE_WAIT;
     loop {
         if let Some(name) = first(info) {
-            return (Ok(p), Some(name));
+            return (Ok(w), Some(name));
         }
         if let Some(st) = p.try_wait() {
             // It may have written its file just before it ended (a very short timed recording).
             if let Some(name) = first(info) {
-                return (Ok(p), Some(name));
+                return (Ok(w), Some(name));
             }
             let tail = p.stderr_tail();
             let last = tail.lines().last().unwrap_or("no output");
             return (Err(Error::Stream(format!("ffmpeg could not record ({}): {last}", process::describe(st)))), None);
         }
         if Instant::now() >= deadline {
-            return (Ok(p), None);
+            return (Ok(w), None);
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -610,7 +639,7 @@ fn check_backend(shared: &Shared, s: &mut Session, check_mtx: bool) -> Option<En
     let timed = s.info.duration.is_some();
     match &mut s.backend {
         Backend::DirectStarting => None,
-        Backend::Direct(p) => {
+        Backend::Direct(Writer { process: p, .. }) => {
             let st = p.try_wait()?;
             if st.success() && timed {
                 // `-t` reached: a normal end of a timed recording.

@@ -120,6 +120,19 @@ fn rtsp_source_input(ext: &crate::camera::model::ExternalSource) -> Vec<String> 
     a
 }
 
+/// Whether the camera is a device that streams for one opener at a time (a V4L2 node), as opposed to a virtual
+/// camera's test pattern or an IP camera's URL, which any number of readers may open.
+pub fn exclusive_device(camera: &Camera) -> bool {
+    !camera.is_virtual && camera.virtual_source.is_none() && camera.external.is_none()
+}
+
+/// The JPEG frames a direct recording also makes for the live view and snapshots, when it is the camera's one reader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameOutput {
+    pub fps: u32,
+    pub qscale: u8,
+}
+
 /// Longest `-t` handed to ffmpeg (about 100 years).
 const MAX_FFMPEG_SECONDS: u64 = 100 * 365 * 86_400;
 
@@ -132,16 +145,29 @@ pub const FRAGMENT_MICROS: u32 = 1_000_000;
 /// recording killed in its first seconds still keeps its first fragments (without the flush the muxer's 32 KiB
 /// buffer held them). `-t` sits before the output so it limits the recording, not the input (the Python service's durations were
 /// not enforced by ffmpeg).
-pub fn direct_args(config: &Config, camera: &Camera, dir: &Path, duration: Option<u64>) -> Vec<String> {
+///
+/// With `frames`, a second output writes JPEG frames to stdout (`pipe:1`) at that rate and quality, for the live view
+/// and snapshots of a camera whose device only one process can read. It goes through the `tee` muxer with
+/// `onfail=ignore` next to a null sink: if our end of the pipe closes, that output stops and the recording goes on
+/// (a plain second output that fails would end ffmpeg, and with it the recording).
+pub fn direct_args(
+    config: &Config,
+    camera: &Camera,
+    dir: &Path,
+    duration: Option<u64>,
+    frames: Option<FrameOutput>,
+) -> Vec<String> {
     // A rate not known (an IP camera whose stream does not say) counts as 30 for the key-frame interval.
     let fps = camera.virtual_source.as_ref().map(|v| v.fps).unwrap_or(camera.fps);
     let fps = if fps == 0 { 30 } else { fps };
     let mut a = s(&["-hide_banner", "-loglevel", "error", "-nostdin"]);
     a.extend(direct_input(config, camera));
     // ffmpeg keeps times in i64 microseconds and refuses a larger `-t`; past this the recorder's timer ends it.
-    if let Some(d) = duration.filter(|&d| d <= MAX_FFMPEG_SECONDS) {
-        a.extend(s(&["-t", &d.to_string()]));
-    }
+    let limit: Vec<String> = match duration.filter(|&d| d <= MAX_FFMPEG_SECONDS) {
+        Some(d) => s(&["-t", &d.to_string()]),
+        None => Vec::new(),
+    };
+    a.extend(limit.iter().cloned());
     // A key frame every second so short segments really rotate on time.
     a.extend(s(&["-an", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-pix_fmt", "yuv420p"]));
     a.extend(s(&["-g", &fps.to_string(), "-keyint_min", &fps.to_string(), "-sc_threshold", "0"]));
@@ -153,6 +179,13 @@ pub fn direct_args(config: &Config, camera: &Camera, dir: &Path, duration: Optio
     a.extend(s(&["-reset_timestamps", "1", "-strftime", "1"]));
     let pattern = dir.join(format!("{}_%Y-%m-%d_%H-%M-%S.mp4", camera.path_name));
     a.push(pattern.to_string_lossy().into_owned());
+    if let Some(f) = frames {
+        // Output options apply to the output they precede: the time limit again, so both outputs end together.
+        a.extend(limit);
+        let (fps, q) = (format!("fps={}", f.fps.max(1)), f.qscale.to_string());
+        a.extend(s(&["-map", "0:v", "-an", "-vf", &fps, "-c:v", "mjpeg", "-q:v", &q, "-f", "tee"]));
+        a.push("[f=image2pipe:onfail=ignore]pipe:1|[f=null]-".into());
+    }
     a
 }
 
@@ -188,10 +221,29 @@ mod tests {
             s(&["-rtsp_transport", "udp", "-timeout", "5000000", "-i", "rtsp://u:pw@10.0.0.9/live"])
         );
         // Rate unknown: a key frame every 30 frames, not every frame.
-        let args = direct_args(&cfg, &cam, Path::new("/rec/porch"), Some(3));
+        let args = direct_args(&cfg, &cam, Path::new("/rec/porch"), Some(3), None);
         let g = args.iter().position(|a| a == "-g").unwrap();
         assert_eq!(args[g + 1], "30");
         assert!(args.last().unwrap().starts_with("/rec/porch/porch_"));
+    }
+
+    #[test]
+    fn a_device_recording_also_writes_live_frames_that_may_fail_alone() {
+        let cfg = Config::default();
+        let mut cam = Camera::unprobed(0, crate::camera::CameraStatus::Connected);
+        assert!(exclusive_device(&cam));
+        let frames = FrameOutput { fps: 15, qscale: 6 };
+        let args = direct_args(&cfg, &cam, Path::new("/rec/camera0"), Some(3), Some(frames)).join(" ");
+        let second = args.split_once("/rec/camera0/camera0_%Y-%m-%d_%H-%M-%S.mp4 ").expect("segments first").1;
+        assert_eq!(
+            second,
+            "-t 3 -map 0:v -an -vf fps=15 -c:v mjpeg -q:v 6 -f tee [f=image2pipe:onfail=ignore]pipe:1|[f=null]-",
+            "both outputs end together; a closed pipe stops only the frames"
+        );
+        let plain = direct_args(&cfg, &cam, Path::new("/rec/camera0"), None, None);
+        assert!(plain.last().unwrap().ends_with(".mp4"));
+        cam.is_virtual = true;
+        assert!(!exclusive_device(&cam));
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crossbeam_channel::Sender;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::grabber::Feed;
 use super::process::Ffmpeg;
 use super::SessionInfo;
 use crate::camera::Camera;
@@ -70,10 +71,19 @@ impl StartRequest {
     }
 }
 
+/// A started writer: the recording ffmpeg (direct mode) or the keep-alive reader (MediaMTX mode), and in direct mode
+/// of a V4L2 camera the recording's hold on the camera's reader place (its JPEG frames feed the live view and
+/// snapshots). Fields drop in order: the process is killed and reaped before the feed lets another reader open the
+/// device.
+pub struct Writer {
+    pub process: Ffmpeg,
+    pub feed: Option<Feed>,
+}
+
 /// What writes the files.
 pub enum Backend {
     /// Our own ffmpeg with the segment muxer (virtual cameras, or MediaMTX disabled).
-    Direct(Ffmpeg),
+    Direct(Writer),
     /// Direct mode while the start is prepared: the ffmpeg belongs to the preparing thread until it has opened its
     /// first segment.
     DirectStarting,
@@ -110,8 +120,10 @@ impl Session {
         let grace = Duration::from_secs_f64(config.mediamtx.process_termination_timeout.max(0.1));
         let kill_wait = Duration::from_secs_f64(config.mediamtx.process_kill_timeout.max(0.1));
         match &mut self.backend {
-            Backend::Direct(p) => {
-                let (status, killed) = p.stop(grace, kill_wait);
+            Backend::Direct(w) => {
+                let (status, killed) = w.process.stop(grace, kill_wait);
+                // ffmpeg has let go of the device: the live view and snapshots may read it themselves again.
+                w.feed = None;
                 (killed || status.is_none()).then(|| "recording process had to be killed".to_string())
             }
             Backend::DirectStarting => None,

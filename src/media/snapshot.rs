@@ -263,6 +263,11 @@ fn plan(shared: &Shared, camera: &Camera, req: &Request) -> Vec<Tier> {
     if req.format == ImageFormat::Jpeg && shared.grabbers.is_live(&camera.device) {
         return vec![Tier::StreamWarm, Tier::Direct];
     }
+    // A recording reads the camera's device: its frames are the only ones to be had (a PNG is made from one). The
+    // device itself is tried last, for a recording that ended meanwhile.
+    if shared.grabbers.is_fed(&camera.device) {
+        return vec![Tier::StreamWarm, Tier::Direct];
+    }
     let mtx = &shared.mediamtx;
     if !(mtx.enabled() && mtx.available()) {
         return vec![Tier::Direct];
@@ -372,11 +377,20 @@ fn rtsp_input(shared: &Shared, camera: &Camera) -> Vec<String> {
     opts.iter().chain(&["-analyzeduration", "200000", "-i", &url]).map(|s| s.to_string()).collect()
 }
 
-/// Write a fresh frame of the camera's warm stream reader (started on first use) to `tmp`.
+/// Write a fresh frame of the camera's warm stream reader (started on first use) to `tmp`; a PNG is re-encoded
+/// from that JPEG frame.
 fn warm_frame(shared: &Shared, camera: &Camera, req: &Request, tmp: &Path, deadline: Instant) -> Result<(), String> {
     let input = rtsp_input(shared, camera);
     let frame = shared.grabbers.frame(&camera.device, &input, qscale(req.quality), deadline)?;
-    std::fs::write(tmp, &*frame.data).map_err(|e| format!("cannot write {}: {e}", tmp.display()))
+    if req.format == ImageFormat::Jpeg {
+        return std::fs::write(tmp, &*frame.data).map_err(|e| format!("cannot write {}: {e}", tmp.display()));
+    }
+    let src = tmp.with_extension("src.jpg");
+    std::fs::write(&src, &*frame.data).map_err(|e| format!("cannot write {}: {e}", src.display()))?;
+    let input = vec!["-i".to_string(), src.to_string_lossy().into_owned()];
+    let made = run_capture(&shared.config, input, req, tmp, deadline.saturating_duration_since(Instant::now()));
+    let _ = std::fs::remove_file(&src);
+    made
 }
 
 fn run_capture(

@@ -6,8 +6,11 @@
 //! runtime path list (metrics cache; a path of ours missing from it means MediaMTX restarted and forgot it, so it
 //! is converged again) and retries what failed. Reconciliation (also deleting stale `cameraN` paths that no
 //! connected camera owns) runs on first contact, after each recovery and at least every 60 s.
+//!
+//! A path operation that MediaMTX refuses or that cannot reach it is a `mediamtx.error` event, once per failure:
+//! the retries of every tick stay silent until that operation on that path has succeeded again.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -92,6 +95,17 @@ struct Control {
     last_reconcile: Option<Instant>,
     /// Whether each runtime path had a ready stream at the last look (for `mediamtx.stream_started`/`_stopped`).
     ready: HashMap<String, bool>,
+    /// (operation, path) pairs whose failure was announced and that have not succeeded since.
+    failing: HashSet<(&'static str, String)>,
+}
+
+/// `mediamtx.error` params: the operation (`create_path`, `delete_path`, `set_record`, `health_check`), the path
+/// and the camera it concerns (null when none), and MediaMTX's error. A path's source may be an IP camera's URL,
+/// which MediaMTX can quote in its error: passwords are masked.
+pub(crate) fn error_event(operation: &str, path: Option<&str>, device: Option<&str>, error: &str) -> Notification {
+    let error = crate::util::redact::text(error);
+    let params = json!({"operation": operation, "path": path, "device": device, "error": error});
+    Notification::event(Topic::MediamtxError, device, params)
 }
 
 pub(crate) fn run(
@@ -104,7 +118,14 @@ pub(crate) fn run(
     let period = Duration::from_secs_f64(shared.config.mediamtx.health_check_interval.clamp(0.2, 2.0));
     let ticker = crossbeam_channel::tick(period);
     let mut events = feed.events;
-    let mut c = Control { shared, hooks, table: BTreeMap::new(), last_reconcile: None, ready: HashMap::new() };
+    let mut c = Control {
+        shared,
+        hooks,
+        table: BTreeMap::new(),
+        last_reconcile: None,
+        ready: HashMap::new(),
+        failing: HashSet::new(),
+    };
     for camera in feed.initial {
         c.on_camera(camera);
     }
@@ -159,6 +180,8 @@ impl Control {
         } else {
             entry.wanted = false;
             entry.record = false;
+            // A failure to create or switch the path ends with its camera: the next plug starts afresh.
+            self.failing.retain(|(op, p)| p != &path || *op == "delete_path");
             self.remove(&path);
         }
     }
@@ -212,7 +235,10 @@ impl Control {
             None
         };
         let result = match patched {
-            Some(r) => r,
+            Some(r) => {
+                self.outcome("set_record", path, &r);
+                r
+            }
             None => self.converge(path).map(|_| ()),
         };
         if result.is_ok() {
@@ -222,6 +248,20 @@ impl Control {
             self.hooks.hub.publish(Notification::event(topic, device.as_deref(), params));
         }
         result.map_err(|e| Error::MediaMtx(format!("record {} on {path}: {e}", if on { "on" } else { "off" })))
+    }
+
+    /// Announce the first failure of `operation` on `path` (`mediamtx.error`); a success ends the failure, so the
+    /// next one is announced again.
+    fn outcome<T>(&mut self, operation: &'static str, path: &str, result: &ApiResult<T>) {
+        let key = (operation, path.to_string());
+        let Err(e) = result else {
+            self.failing.remove(&key);
+            return;
+        };
+        if self.failing.insert(key) {
+            let device = self.table.get(path).map(|entry| entry.camera.device.clone());
+            self.hooks.hub.publish(error_event(operation, Some(path), device.as_deref(), &e.to_string()));
+        }
     }
 
     /// Streams that became ready or stopped being ready since the last runtime list.
@@ -255,6 +295,7 @@ impl Control {
         };
         let desired = pathconf::desired(&self.shared.config, &entry.camera, entry.record);
         let result = converge(self.api(), path, &desired);
+        self.outcome("create_path", path, &result);
         match &result {
             Ok(done) => {
                 if *done != Converged::Unchanged {
@@ -305,13 +346,17 @@ impl Control {
         let result = if self.shared.breaker_open() {
             Err(ApiError::Unreachable("circuit breaker open".into()))
         } else {
-            self.api().delete_path(path)
+            // 404: already gone, which is what we wanted.
+            let result = self.api().delete_path(path).or_else(|e| match e {
+                ApiError::NotFound(_) => Ok(()),
+                e => Err(e),
+            });
+            self.outcome("delete_path", path, &result);
+            result
         };
-        let done = matches!(result, Ok(()) | Err(ApiError::NotFound(_)));
+        let done = result.is_ok();
         if let Err(e) = &result {
-            if !done {
-                log::warn!("MediaMTX path {path} not deleted: {e}");
-            }
+            log::warn!("MediaMTX path {path} not deleted: {e}");
         }
         if let Some(e) = self.table.get_mut(path) {
             e.delete_pending = !done;

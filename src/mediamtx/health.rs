@@ -1,5 +1,7 @@
 //! The `mediamtx-health` thread: probes `GET /v3/config/global/get`, drives the circuit breaker, publishes the
-//! `mediamtx` component status, and asks the control thread to reconcile when MediaMTX (re)appears.
+//! `mediamtx` component status, and asks the control thread to reconcile when MediaMTX (re)appears. The first
+//! failed check of an outage is also a `mediamtx.error` event (the checks after it, until MediaMTX answers again,
+//! are the same outage).
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -9,12 +11,13 @@ use super::control::Command;
 use super::{random_unit, Shared, COMPONENT};
 use crate::process::status::State;
 use crate::process::Shutdown;
+use crate::rpc::notify::Hub;
 
-pub(crate) fn run(shared: Arc<Shared>, shutdown: Shutdown) -> Result<(), String> {
+pub(crate) fn run(shared: Arc<Shared>, hub: Hub, shutdown: Shutdown) -> Result<(), String> {
     let mut breaker = Breaker::new(BreakerParams::from_config(&shared.config.mediamtx));
     loop {
         if breaker.should_probe(Instant::now()) {
-            probe(&shared, &mut breaker);
+            probe(&shared, &mut breaker, &hub);
         }
         publish(&shared, &breaker);
         if shutdown.sleep(breaker.next_delay(Instant::now(), random_unit())) {
@@ -23,7 +26,7 @@ pub(crate) fn run(shared: Arc<Shared>, shutdown: Shutdown) -> Result<(), String>
     }
 }
 
-fn probe(shared: &Shared, breaker: &mut Breaker) {
+fn probe(shared: &Shared, breaker: &mut Breaker, hub: &Hub) {
     let started = Instant::now();
     let result = shared.bg_client.get_global_config();
     let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -66,6 +69,9 @@ fn probe(shared: &Shared, breaker: &mut Breaker) {
             breaker.params.confirmations
         ),
         _ => {}
+    }
+    if let (Err(e), 1) = (&result, breaker.consecutive_failures) {
+        hub.publish(super::control::error_event("health_check", None, None, &e.to_string()));
     }
     if matches!(transition, Transition::Recovered | Transition::FirstContact) {
         let _ = shared.control.send(Command::Reconcile);

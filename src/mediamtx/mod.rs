@@ -111,7 +111,8 @@ pub struct Hooks {
     pub is_recording: Arc<dyn Fn(&str) -> bool + Send + Sync>,
     /// The camera's MediaMTX path appeared or went away: re-evaluate its `camera_status_update`.
     pub announce: Arc<dyn Fn(&str) + Send + Sync>,
-    /// Where path and stream events (`mediamtx.path`, `mediamtx.stream_started`, ...) are published.
+    /// Where path, stream and error events (`mediamtx.path`, `mediamtx.stream_started`, `mediamtx.error`, ...) are
+    /// published.
     pub hub: Hub,
 }
 
@@ -321,9 +322,9 @@ impl MediaMtxThreads {
     pub fn spawn(self, feed: CameraFeed, hooks: Hooks, supervisor: &Supervisor) -> std::io::Result<()> {
         let Some((shared, rx)) = self.started else { return Ok(()) };
         let shutdown = supervisor.shutdown().clone();
-        let (s, sd) = (shared.clone(), shutdown.clone());
+        let (s, sd, hub) = (shared.clone(), shutdown.clone(), hooks.hub.clone());
         supervisor.spawn("mediamtx-control", move || control::run(s, feed, hooks, rx, sd))?;
-        supervisor.spawn("mediamtx-health", move || health::run(shared, shutdown))
+        supervisor.spawn("mediamtx-health", move || health::run(shared, hub, shutdown))
     }
 }
 

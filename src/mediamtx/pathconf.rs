@@ -114,14 +114,20 @@ pub fn command(config: &Config, camera: &Camera) -> String {
 /// JPEG frames per second the publisher keeps in its live frame file.
 pub const LIVE_FRAME_FPS: u32 = 2;
 
-/// Where the publisher of `path_name` keeps its latest frame: a hidden folder of the snapshots directory (never
-/// listed or cleaned up; shared with MediaMTX like the recordings).
+/// Where the publisher of `path_name` keeps its latest frame, in [`live_frame_dir`].
 pub fn live_frame_path(config: &Config, path_name: &str) -> std::path::PathBuf {
-    config.mediamtx.snapshots_path.join(LIVE_FRAME_DIR).join(format!("{path_name}.jpg"))
+    live_frame_dir(config).join(format!("{path_name}.jpg"))
 }
 
-/// The folder of [`live_frame_path`], created at start-up when MediaMTX is enabled.
-pub const LIVE_FRAME_DIR: &str = ".live";
+/// The folder of the publishers' latest frames, created at start-up when MediaMTX is enabled (group-writable: the
+/// publishers run as MediaMTX's user, in the service's group): `mediamtx.live_frames_path`, else a hidden folder of
+/// the snapshots directory (never listed or cleaned up).
+pub fn live_frame_dir(config: &Config) -> std::path::PathBuf {
+    match &config.mediamtx.live_frames_path {
+        Some(dir) => dir.clone(),
+        None => config.mediamtx.snapshots_path.join(".live"),
+    }
+}
 
 /// A second output of the publisher: [`LIVE_FRAME_FPS`] JPEG frames a second, each replacing the last (written to a
 /// temp name and renamed, so a reader never sees half a frame), at the default snapshot quality. A snapshot of a ready
@@ -131,7 +137,7 @@ pub const LIVE_FRAME_DIR: &str = ".live";
 /// (a plain second output would end the publisher). Left out when the path has characters the tee syntax reserves.
 fn live_frame_args(args: &mut Vec<String>, config: &Config, camera: &Camera) {
     let file = live_frame_path(config, &camera.path_name).to_string_lossy().into_owned();
-    if !file.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c)) {
+    if !file.chars().all(crate::config::validate::is_plain_path_char) {
         return;
     }
     let q = crate::formats::image::qscale(config.snapshots.quality).to_string();
@@ -278,6 +284,11 @@ mod tests {
         let cmd = command(&cfg, &camera(3));
         assert!(cmd.ends_with("-q:v 2 -f tee '[f=image2:update=1:atomic_writing=1:onfail=ignore]/srv/snaps/.live/camera3.jpg|[f=null]-'"), "{cmd}");
         assert_eq!(live_frame_path(&cfg, "camera3"), std::path::Path::new("/srv/snaps/.live/camera3.jpg"));
+        // A folder of its own (e.g. on tmpfs) replaces the hidden one.
+        cfg.mediamtx.live_frames_path = Some("/run/camera-service/live".into());
+        let cmd = command(&cfg, &camera(3));
+        assert!(cmd.ends_with("onfail=ignore]/run/camera-service/live/camera3.jpg|[f=null]-'"), "{cmd}");
+        cfg.mediamtx.live_frames_path = None;
         // `|`, `[` or `:` would be read as tee syntax: no live frame then, the stream itself is unchanged.
         cfg.mediamtx.snapshots_path = "/srv/a|b".into();
         let cmd = command(&cfg, &camera(3));

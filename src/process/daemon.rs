@@ -83,7 +83,7 @@ pub fn run(loaded: Loaded) -> i32 {
     );
     crate::process::sdnotify::ready();
     started.hub.publish(system_event(Topic::SystemStartup, "started", config));
-    let code = wait_for_stop(&sig_rx, &supervisor, &started.heartbeats);
+    let code = wait_for_stop(&sig_rx, &supervisor, &started.heartbeats, &started.hub);
     crate::process::sdnotify::stopping();
     // Before the shutdown token: workers deliver what is in their inbox before they close connections.
     started.hub.publish(system_event(Topic::SystemShutdown, "stopping", config));
@@ -360,12 +360,22 @@ fn start(config: Arc<Config>, auth: Authenticator, supervisor: &Supervisor) -> R
     })
 }
 
+/// How often the heartbeats are looked at when systemd asks for no watchdog (a stalled loop is still reported to
+/// clients).
+const HEARTBEAT_CHECK: Duration = Duration::from_secs(1);
+
 /// Block until a signal or a component failure; meanwhile feed systemd's watchdog (when it asks for one) while every
-/// watched loop shows a recent heartbeat, so that a stuck thread gets the daemon restarted.
-fn wait_for_stop(sig_rx: &crossbeam_channel::Receiver<i32>, supervisor: &Supervisor, beats: &Heartbeats) -> i32 {
-    let watchdog = crate::process::sdnotify::watchdog_ping_period()
-        .map(crossbeam_channel::tick)
-        .unwrap_or_else(crossbeam_channel::never);
+/// watched loop shows a recent heartbeat, so that a stuck thread gets the daemon restarted. Both a failed thread and
+/// a stalled loop are `system.error` events for clients.
+fn wait_for_stop(
+    sig_rx: &crossbeam_channel::Receiver<i32>,
+    supervisor: &Supervisor,
+    beats: &Heartbeats,
+    hub: &Hub,
+) -> i32 {
+    let period = crate::process::sdnotify::watchdog_ping_period();
+    let mut watch = Stalls { watchdog: period.is_some(), reported: Vec::new() };
+    let check = crossbeam_channel::tick(period.unwrap_or(HEARTBEAT_CHECK));
     loop {
         crossbeam_channel::select! {
             recv(sig_rx) -> sig => {
@@ -375,23 +385,57 @@ fn wait_for_stop(sig_rx: &crossbeam_channel::Receiver<i32>, supervisor: &Supervi
             recv(supervisor.failures()) -> f => {
                 if let Ok(f) = f {
                     log::error!("stopping: thread {} failed: {}", f.thread, f.message);
+                    hub.publish(system_error(&f.thread, &f.message, "stopping"));
                 }
                 return EXIT_FATAL;
             }
-            recv(watchdog) -> _ => feed_watchdog(beats),
+            recv(check) -> _ => watch.check(beats, hub),
         }
     }
 }
 
-/// One watchdog period: ping systemd only while no watched loop is stalled (logged once per stalled set).
-fn feed_watchdog(beats: &Heartbeats) {
-    let stalled = beats.stalled();
-    if stalled.is_empty() {
-        crate::process::sdnotify::watchdog_ping();
-        return;
+/// `system.error` params: the thread or loop, what went wrong, and what the daemon does about it (`stopping`: it
+/// exits with code 1 and its service manager restarts it; `watchdog_withheld`: systemd's watchdog is not fed, so
+/// systemd restarts it if the loop stays stuck; `none`: no watchdog, only reported).
+fn system_error(component: &str, error: &str, action: &str) -> Notification {
+    let error = crate::util::redact::text(error);
+    Notification::event(Topic::SystemError, None, json!({"component": component, "error": error, "action": action}))
+}
+
+/// The watched loops' heartbeats, looked at every watchdog period (or [`HEARTBEAT_CHECK`]).
+struct Stalls {
+    /// systemd asked for watchdog pings.
+    watchdog: bool,
+    /// Loops already reported as stalled; one that ticks again leaves the list, so its next stall is new.
+    reported: Vec<String>,
+}
+
+impl Stalls {
+    /// Ping systemd only while no watched loop is stalled; log and publish each stall once.
+    fn check(&mut self, beats: &Heartbeats, hub: &Hub) {
+        let stalled = beats.stalled();
+        self.reported.retain(|name| stalled.iter().any(|(n, _)| n == name));
+        if stalled.is_empty() {
+            if self.watchdog {
+                crate::process::sdnotify::watchdog_ping();
+            }
+            return;
+        }
+        let action = if self.watchdog { "watchdog_withheld" } else { "none" };
+        let mut new = Vec::new();
+        for (name, silent) in &stalled {
+            if !self.reported.contains(name) {
+                let error = format!("no heartbeat for {} s", silent.as_secs());
+                hub.publish(system_error(name, &error, action));
+                self.reported.push(name.clone());
+                new.push(format!("{name} ({} s)", silent.as_secs()));
+            }
+        }
+        if !new.is_empty() {
+            let why = if self.watchdog { "watchdog: not telling systemd we are alive" } else { "stalled" };
+            log::error!("{why}: no heartbeat from {}", new.join(", "));
+        }
     }
-    let list: Vec<String> = stalled.iter().map(|(n, d)| format!("{n} ({} s)", d.as_secs())).collect();
-    log::error!("watchdog: not telling systemd we are alive: no heartbeat from {}", list.join(", "));
 }
 
 /// Each connection is a descriptor: lift the soft `RLIMIT_NOFILE` (often 1024) towards the hard limit so
@@ -425,7 +469,7 @@ fn prepare_dirs(config: &mut Config) -> Result<(), String> {
         }
     }
     // Our stream publishers (run by MediaMTX, in the service's group) keep their latest frame here.
-    let live = config.mediamtx.snapshots_path.join(crate::mediamtx::pathconf::LIVE_FRAME_DIR);
+    let live = crate::mediamtx::pathconf::live_frame_dir(config);
     if config.mediamtx.enabled {
         if let Err(e) = crate::util::fs::create_shared_dir(&live) {
             log::warn!("{}: cannot create: {e}; snapshots of ready streams connect a reader instead", live.display());
@@ -452,5 +496,71 @@ mod tests {
         assert!(method_names().iter().all(|n| h.metrics.slot(n).is_some()));
         assert!(table.lookup("authenticate").is_some_and(|(_, e)| e.role.is_none()));
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A hub with one subscriber to `system.error`, and what reaches it.
+    fn system_errors() -> (Hub, crossbeam_channel::Receiver<serde_json::Value>) {
+        struct Collect(crossbeam_channel::Sender<serde_json::Value>);
+        impl crate::rpc::notify::Subscriber for Collect {
+            fn deliver(&self, n: &Arc<Notification>) {
+                let _ = self.0.send(json!({"method": n.method(), "params": n.params(None)}));
+            }
+        }
+        let hub = Hub::new();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        hub.subscribe(Arc::new(Collect(tx)));
+        let topics = crate::events::TopicSet::of(&[Topic::SystemError]);
+        hub.interest().change(crate::events::Role::None, crate::events::Role::Subscribed(topics));
+        (hub, rx)
+    }
+
+    #[test]
+    fn a_failed_thread_is_a_system_error_and_stops_the_daemon() {
+        let (hub, errors) = system_errors();
+        let supervisor = Supervisor::new(Shutdown::new());
+        supervisor.spawn("recorder", || panic!("session table corrupt")).unwrap();
+        let never = crossbeam_channel::never();
+        assert_eq!(wait_for_stop(&never, &supervisor, &Heartbeats::default(), &hub), EXIT_FATAL);
+        let e = errors.try_recv().expect("system.error published");
+        assert_eq!(e["method"], "system.error");
+        assert_eq!(
+            e["params"],
+            json!({"component": "recorder", "error": "session table corrupt", "action": "stopping"})
+        );
+        assert!(errors.try_recv().is_err(), "once");
+        assert!(supervisor.join_all(Duration::from_secs(1)).is_empty());
+    }
+
+    #[test]
+    fn a_stalled_loop_is_one_system_error_per_stall() {
+        let (hub, errors) = system_errors();
+        let beats = Heartbeats::default();
+        let beat = beats.register("camera-discovery", Duration::from_millis(500));
+        let mut stalls = Stalls { watchdog: false, reported: Vec::new() };
+        let stall = || {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while beats.stalled().is_empty() {
+                assert!(Instant::now() < deadline, "the board never saw the stall");
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        };
+        stall();
+        stalls.check(&beats, &hub);
+        let e = errors.try_recv().expect("system.error published");
+        assert_eq!(
+            (e["params"]["component"].as_str(), e["params"]["action"].as_str()),
+            (Some("camera-discovery"), Some("none"))
+        );
+        assert!(e["params"]["error"].as_str().unwrap().starts_with("no heartbeat for"), "{e}");
+        // Still stalled: not again.
+        stalls.check(&beats, &hub);
+        assert!(errors.try_recv().is_err());
+        // It ticks (the stall is over), then stalls again: a new stall.
+        beat.tick();
+        stalls.check(&beats, &hub);
+        assert!(errors.try_recv().is_err());
+        stall();
+        stalls.check(&beats, &hub);
+        assert_eq!(errors.try_recv().expect("second stall")["params"]["component"], "camera-discovery");
     }
 }

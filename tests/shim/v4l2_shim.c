@@ -10,6 +10,11 @@
  * I/O that ffmpeg's v4l2 input uses (G/S_FMT, G/S_PARM, G/S_INPUT, ENUMINPUT, REQBUFS, QUERYBUF, mmap, QBUF,
  * DQBUF, STREAMON/OFF), paced at the frame rate set with S_PARM (else the size's first interval), so the
  * daemon's `ffmpeg -f v4l2` publisher and direct captures run unchanged against a shimmed node.
+ * Like the kernel (uvcvideo, videobuf2), a node streams for one opener at a time: the first descriptor that sets the
+ * format, requests buffers or starts streaming owns the node until it is closed (or frees its buffers with a
+ * zero-count REQBUFS); another descriptor, in any process, that tries one of those meanwhile gets EBUSY. Ownership is
+ * an flock on a per-node lock file next to the spec (`<spec>.lock.<node path with '/' as '_'>`), so it spans
+ * processes and is dropped by the kernel when an owner dies. Opening, querying and enumerating stay free for all.
  * Every other call is passed through untouched. The structs come from the kernel's <linux/videodev2.h>, so the
  * test also checks that the Rust bindings decode the kernel layout.
  *
@@ -32,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -71,6 +77,8 @@ struct node {
     int ring[MAX_BUFS], ring_head, ring_count, streaming;
     unsigned long long sequence;
     struct timespec t0;
+    /* The node's lock file, held (flock) while this descriptor owns the node; -1 when it does not. */
+    int owner_fd;
 };
 
 static int (*real_open)(const char *, int, ...);
@@ -191,6 +199,8 @@ static int listed_name(const char *path) {
     return !strncmp(base, "video", 5) && getenv("CAMSHIM_SPEC");
 }
 
+static void release(struct node *n);
+
 /* Returns -2 when the path is not ours (caller passes through). */
 static int fake_open(const char *path) {
     if (!path || !listed_name(path)) return -2;
@@ -204,7 +214,9 @@ static int fake_open(const char *path) {
     if (fd < 0 || fd >= MAX_FDS) return fd;
     struct node *copy = malloc(sizeof(*copy));
     *copy = n;
+    copy->owner_fd = -1;
     pthread_mutex_lock(&lock);
+    release(fds[fd]);
     free(fds[fd]);
     fds[fd] = copy;
     memset(buffers[fd], 0, sizeof(buffers[fd]));
@@ -308,6 +320,34 @@ static int fake_ioctl(struct node *n, unsigned long req, void *arg) {
     return fail(ENOTTY);
 }
 
+/* ---- exclusive streaming (one owner per node) ---- */
+
+/* Take the node for this descriptor: 0, or -1 with EBUSY while another descriptor owns it. Called with `lock`. */
+static int acquire(struct node *n) {
+    if (n->owner_fd >= 0) return 0;
+    const char *spec = getenv("CAMSHIM_SPEC");
+    if (!spec) return 0;
+    char path[1200];
+    int len = snprintf(path, sizeof(path), "%s.lock.", spec);
+    for (const char *c = n->path; *c && len < (int)sizeof(path) - 1; c++) path[len++] = *c == '/' ? '_' : *c;
+    path[len] = 0;
+    int fd = real_open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) return 0; /* no place for a lock file: do not model exclusivity rather than fail the capture */
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        real_close(fd);
+        return fail(EBUSY);
+    }
+    n->owner_fd = fd;
+    return 0;
+}
+
+/* Give the node up (close, zero-count REQBUFS). Called with `lock` (or on a descriptor no other thread uses). */
+static void release(struct node *n) {
+    if (!n || n->owner_fd < 0) return;
+    real_close(n->owner_fd); /* closing the only descriptor of the lock file drops the flock */
+    n->owner_fd = -1;
+}
+
 /* ---- streaming ---- */
 
 static int streams_yuyv(struct node *n) {
@@ -382,6 +422,7 @@ static int stream_ioctl(int fd, struct node *n, unsigned long req, void *arg) {
         if (f->type != V4L2_BUF_TYPE_VIDEO_CAPTURE) return fail(EINVAL);
         if (req != VIDIOC_G_FMT) {
             if (n->streaming || n->nbuf) return fail(EBUSY);
+            if (req == VIDIOC_S_FMT && acquire(n) != 0) return -1;
             struct fsize *s = pick_size(n, f->fmt.pix.width, f->fmt.pix.height);
             if (req == VIDIOC_TRY_FMT) {
                 struct node tmp = *n;
@@ -416,6 +457,8 @@ static int stream_ioctl(int fd, struct node *n, unsigned long req, void *arg) {
         struct v4l2_requestbuffers *r = arg;
         if (r->type != V4L2_BUF_TYPE_VIDEO_CAPTURE || r->memory != V4L2_MEMORY_MMAP) return fail(EINVAL);
         if (n->streaming) return fail(EBUSY);
+        if (r->count > 0 && acquire(n) != 0) return -1;
+        if (r->count == 0) release(n);
         n->nbuf = r->count == 0 ? 0 : r->count < 2 ? 2 : r->count > 4 ? 4 : r->count;
         n->buflen = (size_t)n->width * n->height * 2;
         long page = sysconf(_SC_PAGESIZE);
@@ -446,6 +489,7 @@ static int stream_ioctl(int fd, struct node *n, unsigned long req, void *arg) {
     }
     if (req == VIDIOC_STREAMON || req == VIDIOC_STREAMOFF) {
         if (*(int *)arg != V4L2_BUF_TYPE_VIDEO_CAPTURE) return fail(EINVAL);
+        if (req == VIDIOC_STREAMON && acquire(n) != 0) return -1;
         n->streaming = req == VIDIOC_STREAMON;
         if (n->streaming) {
             clock_gettime(CLOCK_MONOTONIC, &n->t0);
@@ -601,6 +645,7 @@ int close(int fd) {
     if (!real_open) init();
     if (fd >= 0 && fd < MAX_FDS) {
         pthread_mutex_lock(&lock);
+        release(fds[fd]);
         free(fds[fd]);
         fds[fd] = NULL;
         memset(buffers[fd], 0, sizeof(buffers[fd]));

@@ -225,3 +225,83 @@ fn live_tap_gets_frames_and_the_reader_stops_after_it_detaches() {
     assert!(fast.ended());
     shutdown.trigger();
 }
+
+/// A recording's ffmpeg: the direct-mode command of the lavfi camera with the JPEG output for the live view.
+fn recording(camera: &Camera, dir: &std::path::Path, secs: u64) -> (Ffmpeg, ChildStdout) {
+    let config = crate::config::Config::default();
+    let frames = crate::media::segments::FrameOutput { fps: 15, qscale: 8 };
+    let args = crate::media::segments::direct_args(&config, camera, dir, Some(secs), Some(frames));
+    Ffmpeg::spawn_piped("record test", &args, &[("TZ", "UTC")]).unwrap()
+}
+
+/// A recording claims the camera: our reader stops and lets go first, the live view and snapshots of any quality take
+/// the recording's frames, and once the feed is dropped the live view gets a reader of its own again.
+#[test]
+fn a_recording_claims_the_reader_and_gives_it_back() {
+    let camera = lavfi_camera();
+    let device = camera.device.clone();
+    let cams = Arc::new(Cam(Mutex::new(Arc::new(camera.clone()))));
+    let shutdown = Shutdown::new();
+    let grabbers = Grabbers::new(true, shutdown.clone(), cams);
+    let dir = std::env::temp_dir().join(format!("grabber-claim-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let (tx, rx) = crossbeam_channel::bounded(4);
+    let tap = grabbers.attach_live(&device, &lavfi_input(), 8, 15, tx.clone()).unwrap();
+    rx.recv_timeout(Duration::from_secs(20)).expect("a first frame from our reader");
+    let own = grabbers.map.lock().get(&device).cloned().unwrap();
+
+    // Our readers wait for each other only where the input is a device that opens once.
+    assert!(opens_device(&["-f", "v4l2", "-i", "/dev/video0"].map(String::from)) && !opens_device(&lavfi_input()));
+    let feed = grabbers.claim(&device, 8, 15);
+    assert!(own.ended() && own.slot.lock().released, "our reader let go of the camera before the claim returned");
+    assert!(tap.ended(), "the live view notices and attaches again");
+    assert!(grabbers.is_fed(&device) && !grabbers.is_live(&device));
+    // Neither a live view at a higher rate nor a snapshot of another quality replaces the recording's frames.
+    let tap = grabbers.attach_live(&device, &lavfi_input(), 8, 30, tx).unwrap();
+    let fed = grabbers.map.lock().get(&device).cloned().unwrap();
+    assert!(fed.fed && !Arc::ptr_eq(&own, &fed));
+    let (mut process, stdout) = recording(&camera, &dir, 30);
+    feed.read(stdout).unwrap();
+    while rx.try_recv().is_ok() {}
+    let first = rx.recv_timeout(Duration::from_secs(20)).expect("the recording's frames reach the live view");
+    assert_eq!(crate::formats::image::jpeg_dimensions(&first.data), Some((160, 120)));
+    grabbers.frame(&device, &lavfi_input(), 20, Instant::now() + Duration::from_secs(20)).unwrap();
+    assert!(Arc::ptr_eq(&fed, &grabbers.map.lock().get(&device).cloned().unwrap()));
+
+    // The recording ends: the feed goes with it, and the live view's next attach starts our own reader.
+    process.stop(Duration::from_secs(2), Duration::from_secs(2));
+    assert!(!tap.ended(), "the end of the pipe alone does not end the feed");
+    drop(feed);
+    assert!(tap.ended() && !grabbers.is_fed(&device));
+    let (tx, rx) = crossbeam_channel::bounded(4);
+    let _tap = grabbers.attach_live(&device, &lavfi_input(), 8, 15, tx).unwrap();
+    assert!(!grabbers.map.lock().get(&device).unwrap().fed);
+    rx.recv_timeout(Duration::from_secs(20)).expect("our reader is back");
+    shutdown.trigger();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// A lost frame reader never stalls or ends the recording: with our end of the pipe closed, the JPEG output stops
+/// and the segments go on to the end of the recording.
+#[test]
+fn a_recording_outlives_its_closed_frame_pipe() {
+    let camera = lavfi_camera();
+    let dir = std::env::temp_dir().join(format!("grabber-pipe-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let (mut process, mut stdout) = recording(&camera, &dir, 3);
+    let mut buf = [0u8; 4096];
+    assert!(stdout.read(&mut buf).unwrap() > 0, "JPEG bytes come first");
+    drop(stdout);
+    let status = process.wait_for(Duration::from_secs(20)).expect("the timed recording ends by itself");
+    assert!(status.success(), "{}", process.stderr_tail());
+    let recorded: f64 = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .filter_map(|e| crate::files::meta::probe(&e.path()).ok()?.duration_secs)
+        .sum();
+    assert!(recorded >= 2.5, "recorded {recorded:.1}s of 3s after the pipe closed");
+    let _ = std::fs::remove_dir_all(&dir);
+}
