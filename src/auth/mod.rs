@@ -99,7 +99,7 @@ impl Authenticator {
     /// Is a session with this identity still allowed? JWTs: not expired. API keys: still in the keys file, active
     /// and unexpired (the file is re-read when it changes, checked at most once a second).
     pub fn still_valid(&self, identity: &Identity) -> bool {
-        !identity.expires_at.is_some_and(|exp| jwt::now_secs() >= exp) && !self.revoked(identity)
+        identity.expires_at.is_none_or(|exp| jwt::now_secs() < exp) && !self.revoked(identity)
     }
 
     /// An API-key identity whose key is no longer in the keys file, inactive or expired (false for JWTs).

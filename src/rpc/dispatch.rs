@@ -660,7 +660,6 @@ fn per_call_token(params: &Value) -> Option<&str> {
 
 #[cfg(test)]
 mod tests {
-    use serde::Deserialize as _;
     use serde_json::json;
 
     use super::*;
