@@ -99,13 +99,12 @@ impl Authenticator {
     /// Is a session with this identity still allowed? JWTs: not expired. API keys: still in the keys file, active
     /// and unexpired (the file is re-read when it changes, checked at most once a second).
     pub fn still_valid(&self, identity: &Identity) -> bool {
-        if identity.expires_at.is_some_and(|exp| jwt::now_secs() >= exp) {
-            return false;
-        }
-        match &identity.key_id {
-            Some(key_id) => self.inner.api_keys.is_active(key_id),
-            None => true,
-        }
+        identity.expires_at.is_none_or(|exp| jwt::now_secs() < exp) && !self.revoked(identity)
+    }
+
+    /// An API-key identity whose key is no longer in the keys file, inactive or expired (false for JWTs).
+    pub fn revoked(&self, identity: &Identity) -> bool {
+        identity.key_id.as_ref().is_some_and(|key_id| !self.inner.api_keys.is_active(key_id))
     }
 
     pub fn rate_per_minute(&self) -> u64 {

@@ -27,6 +27,9 @@ pub use writer::RotatingFile;
 
 thread_local! {
     static CORRELATION: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// The buffer of the last id whose scope ended, reused by [`correlation_of`]: a connection worker sets an id per
+    /// request, and this way does not allocate for it.
+    static SPARE: RefCell<String> = const { RefCell::new(String::new()) };
 }
 
 /// Restores the previous correlation id when dropped.
@@ -37,7 +40,10 @@ pub struct CorrelationGuard {
 impl Drop for CorrelationGuard {
     fn drop(&mut self) {
         let prev = self.previous.take();
-        CORRELATION.with(|c| *c.borrow_mut() = prev);
+        let ended = CORRELATION.with(|c| std::mem::replace(&mut *c.borrow_mut(), prev));
+        if let Some(buf) = ended {
+            SPARE.with(|s| *s.borrow_mut() = buf);
+        }
     }
 }
 
@@ -45,6 +51,14 @@ impl Drop for CorrelationGuard {
 pub fn correlation(id: impl Into<String>) -> CorrelationGuard {
     let previous = CORRELATION.with(|c| c.borrow_mut().replace(id.into()));
     CorrelationGuard { previous }
+}
+
+/// [`correlation`] with the id given as pieces to concatenate, written into a reused buffer.
+pub fn correlation_of(pieces: &[&str]) -> CorrelationGuard {
+    let mut id = SPARE.with(|s| std::mem::take(&mut *s.borrow_mut()));
+    id.clear();
+    pieces.iter().for_each(|p| id.push_str(p));
+    correlation(id)
 }
 
 /// The current thread's correlation id.
@@ -252,7 +266,7 @@ mod tests {
     fn correlation_is_scoped_and_nested() {
         assert_eq!(current_correlation(), None);
         {
-            let _a = correlation("req-1");
+            let _a = correlation_of(&["req-", "1"]);
             {
                 let _b = correlation("cam-video0-1234abcd");
                 assert_eq!(current_correlation().as_deref(), Some("cam-video0-1234abcd"));
@@ -262,6 +276,9 @@ mod tests {
             assert_eq!(other, None);
         }
         assert_eq!(current_correlation(), None);
+        // The next id reuses the ended one's buffer: nothing of it may remain.
+        let _c = correlation_of(&["req-", "2"]);
+        assert_eq!(current_correlation().as_deref(), Some("req-2"));
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //!   number, a boolean); value rules of the types below (`must not be empty`, ranges) are prefixed with the key;
 //! - a method without params takes [`NoParams`], which ignores `params` whatever its shape.
 
+use std::any::TypeId;
 use std::fmt;
 use std::ops::Deref;
 
@@ -17,11 +18,24 @@ use serde::de::{self, DeserializeOwned, DeserializeSeed, MapAccess, SeqAccess, V
 use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
+use super::Call;
+use crate::auth::Session;
 use crate::error::{Error, Result};
 
 /// Decode `params` into `P` (the one place params are turned into a method's struct).
 pub fn decode<P: DeserializeOwned>(params: &Value) -> Result<P> {
     P::deserialize(Root(params)).map_err(|e| Error::InvalidParams(e.msg))
+}
+
+/// Whether a handler taking params of type `P` reads them: every type but [`NoParams`] does. [`method!`]
+/// (crate::rpc::method) passes the handler itself so `P` is inferred from its signature.
+pub fn reads_params<S, P: 'static>(_: fn(&S, P, &Call) -> Result<Value>) -> bool {
+    TypeId::of::<P>() != TypeId::of::<NoParams>()
+}
+
+/// [`reads_params`] for a handler that also takes the session.
+pub fn session_reads_params<S, P: 'static>(_: fn(&S, P, &Call, &mut Session) -> Result<Value>) -> bool {
+    TypeId::of::<P>() != TypeId::of::<NoParams>()
 }
 
 /// Params of a method that takes none: whatever the client sent is ignored (as the Python service does).

@@ -4,7 +4,6 @@
 //! handlers need (its own handle plus narrow seams): one [`method!`](crate::rpc::method) line per method. The
 //! daemon's wiring puts each component's slice and state into one [`Table`], which is all the dispatcher sees.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -32,6 +31,9 @@ pub struct Method<S: 'static> {
     pub role: Option<Role>,
     pub exec: Exec,
     pub handler: Handler<S>,
+    /// Whether the handler looks at its params (false for [`NoParams`](crate::rpc::params::NoParams)): the
+    /// dispatcher then skips building them. Set by [`method!`] from the handler's signature.
+    pub reads_params: fn() -> bool,
 }
 
 impl<S> Method<S> {
@@ -64,6 +66,7 @@ macro_rules! method {
             handler: $crate::rpc::Handler::Call(|state, params, call| {
                 $handler(state, $crate::rpc::params::decode(params)?, call)
             }),
+            reads_params: || $crate::rpc::params::reads_params($handler),
         }
     };
     (session $name:literal, $role:ident, $exec:ident, $handler:path) => {
@@ -74,6 +77,7 @@ macro_rules! method {
             handler: $crate::rpc::Handler::Session(|state, params, call, session| {
                 $handler(state, $crate::rpc::params::decode(params)?, call, session)
             }),
+            reads_params: || $crate::rpc::params::session_reads_params($handler),
         }
     };
 }
@@ -97,6 +101,8 @@ pub struct Entry {
     pub name: &'static str,
     pub role: Option<Role>,
     pub exec: Exec,
+    /// See [`Method::reads_params`].
+    pub reads_params: bool,
     run: Run,
 }
 
@@ -110,7 +116,9 @@ impl Entry {
 #[derive(Default)]
 pub struct Table {
     entries: Vec<Entry>,
-    by_name: HashMap<&'static str, usize>,
+    /// (name, entry index), sorted by name: a binary search over a few dozen short names costs less per request
+    /// than hashing the name with the DoS-resistant default hasher.
+    by_name: Vec<(&'static str, usize)>,
 }
 
 impl Table {
@@ -127,16 +135,22 @@ impl Table {
                 Handler::Call(f) => Box::new(move |p, c, _| f(&s, p, c)),
                 Handler::Session(f) => Box::new(move |p, c, session| f(&s, p, c, session)),
             };
-            let previous = self.by_name.insert(m.name, self.entries.len());
-            assert!(previous.is_none(), "JSON-RPC method {} registered twice", m.name);
-            self.entries.push(Entry { name: m.name, role: m.role, exec: m.exec, run });
+            let at = match self.by_name.binary_search_by(|(n, _)| n.cmp(&m.name)) {
+                Ok(_) => panic!("JSON-RPC method {} registered twice", m.name),
+                Err(at) => at,
+            };
+            self.by_name.insert(at, (m.name, self.entries.len()));
+            let reads_params = (m.reads_params)();
+            self.entries.push(Entry { name: m.name, role: m.role, exec: m.exec, reads_params, run });
         }
         self
     }
 
     /// A registered method and its index.
     pub fn lookup(&self, name: &str) -> Option<(usize, &Entry)> {
-        self.by_name.get(name).map(|&i| (i, &self.entries[i]))
+        let at = self.by_name.binary_search_by(|(n, _)| (*n).cmp(name)).ok()?;
+        let i = self.by_name[at].1;
+        Some((i, &self.entries[i]))
     }
 
     /// The entry at `index` (an index [`Table::lookup`] returned).

@@ -112,6 +112,17 @@ impl Conn {
         self.session.is_none()
     }
 
+    /// The session's identity or subscription differs from the mirrors (a request changed it).
+    pub fn mirror_stale(&self) -> bool {
+        self.session.as_ref().is_some_and(|s| {
+            s.identity != self.auth
+                || match (&s.events, &self.events) {
+                    (Some(a), Some(b)) => !Arc::ptr_eq(a, b),
+                    (a, b) => a.is_some() != b.is_some(),
+                }
+        })
+    }
+
     pub fn refresh_auth_mirror(&mut self) {
         if let Some(s) = &self.session {
             self.auth = s.identity.clone();

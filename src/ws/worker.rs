@@ -335,8 +335,13 @@ impl Worker {
         let mut session = conn.session.take().expect("not busy");
         let outcome = self.ctx.dispatcher.run(work, &mut session, &conn.facts);
         conn.session = Some(session);
-        conn.refresh_auth_mirror();
-        self.recount(token);
+        // Most requests change neither who the connection is nor what it subscribed to: then the mirrors and the
+        // hub's counters stay as they are (a session that expires meanwhile is recounted by housekeeping, and
+        // delivery checks every connection anyway).
+        if conn.mirror_stale() {
+            conn.refresh_auth_mirror();
+            self.recount(token);
+        }
         self.deliver_outcome(token, outcome);
     }
 
