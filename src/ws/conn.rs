@@ -1,11 +1,11 @@
 //! One connection's state on a worker, and the slab that owns them.
 
-use std::io::{self, Read, Write};
+use std::io::{self, ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tungstenite::WebSocket;
+use tungstenite::{Message, WebSocket};
 
 use crate::auth::{Authenticator, Identity, Session};
 use crate::events::{self, Subscription};
@@ -82,7 +82,41 @@ pub struct Conn {
     pub write_shut: bool,
 }
 
+/// Why a connection must be dropped after a write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteFailure {
+    /// Its outbound queue is full: the client does not keep up.
+    Slow,
+    /// Writing failed otherwise (peer gone, closed).
+    Broken,
+}
+
 impl Conn {
+    /// Queue `msg` on an open connection (nothing happens in another phase). `WouldBlock` counts as queued:
+    /// tungstenite keeps the frame in its buffer and the socket takes it when writable.
+    pub fn send(&mut self, msg: Message) -> Result<(), WriteFailure> {
+        let Phase::Open(ws) = &mut self.phase else { return Ok(()) };
+        match ws.write(msg) {
+            Ok(()) => Ok(()),
+            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => Ok(()),
+            Err(tungstenite::Error::WriteBufferFull(_)) => Err(WriteFailure::Slow),
+            Err(_) => Err(WriteFailure::Broken),
+        }
+    }
+
+    /// Push what is queued to the socket; a socket that takes no more starts (or keeps) the no-progress clock.
+    pub fn flush_out(&mut self) -> Result<(), WriteFailure> {
+        let Phase::Open(ws) = &mut self.phase else { return Ok(()) };
+        match ws.flush() {
+            Ok(()) => self.write_blocked_since = None,
+            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
+                self.write_blocked_since.get_or_insert_with(Instant::now);
+            }
+            Err(_) => return Err(WriteFailure::Broken),
+        }
+        Ok(())
+    }
+
     pub fn new(stream: TcpStream, client_id: u64, now: Instant) -> Conn {
         Conn {
             phase: Phase::Handshake { stream, buf: Vec::new() },

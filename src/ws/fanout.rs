@@ -5,29 +5,19 @@
 //! [`Notification::text`]) and reach tungstenite as a reference-counted buffer (no allocation or copy per
 //! connection); all frames a connection gets for one notification go out in one write.
 
-use std::io::ErrorKind;
-use std::time::Instant;
-
 use tungstenite::{Message, Utf8Bytes};
 
-use super::conn::{Phase, Slab};
+use super::conn::{Phase, Slab, WriteFailure};
 use crate::auth::Authenticator;
 use crate::rpc::notify::{Notification, Rendering};
-
-/// A connection that must go: after the pass, because dropping one needs the whole worker.
-pub enum Failed {
-    /// Its outbound queue is full: the client does not keep up.
-    Slow(u64),
-    /// Writing failed otherwise (peer gone, closed).
-    Broken(u64),
-}
 
 /// What one pass did.
 #[derive(Default)]
 pub struct Delivery {
     /// Frames handed to connections.
     pub frames: u64,
-    pub failed: Vec<Failed>,
+    /// Connections that must go (token, why): dropped after the pass, because dropping one needs the whole worker.
+    pub failed: Vec<(u64, WriteFailure)>,
 }
 
 /// Write `n` to every connection of `conns` that receives it: connections without a subscription get the Python
@@ -41,8 +31,7 @@ pub fn deliver(conns: &mut Slab, n: &Notification, now_secs: i64, auth: &Authent
         if c.closing.is_some() || !matches!(c.phase, Phase::Open(_)) || !c.notifiable(now_secs, auth) {
             continue;
         }
-        let host = if by_host { c.facts.host.as_ref() } else { None };
-        let Phase::Open(ws) = &mut c.phase else { continue };
+        let host = if by_host { c.facts.host.clone() } else { None };
         let mut queued = false;
         let mut failed = None;
         for r in n.renderings(c.events.as_deref()) {
@@ -51,34 +40,27 @@ pub fn deliver(conns: &mut Slab, n: &Notification, now_secs: i64, auth: &Authent
                 continue;
             }
             let text = match &last {
-                Some((lr, lh, text)) if *lr == r && lh.as_deref() == host.map(|h| &**h) => text.clone(),
+                Some((lr, lh, text)) if *lr == r && lh.as_deref() == host.as_deref() => text.clone(),
                 _ => {
-                    let text = n.text(r, host.map(|h| &**h));
-                    last = Some((r, host.cloned(), text.clone()));
+                    let text = n.text(r, host.as_deref());
+                    last = Some((r, host.clone(), text.clone()));
                     text
                 }
             };
-            match ws.write(Message::Text(text)) {
+            match c.send(Message::Text(text)) {
                 Ok(()) => queued = true,
-                // Queued in tungstenite's buffer; the socket takes it when writable.
-                Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => queued = true,
-                Err(tungstenite::Error::WriteBufferFull(_)) => failed = Some(Failed::Slow(token)),
-                Err(_) => failed = Some(Failed::Broken(token)),
+                Err(why) => failed = Some(why),
             }
         }
-        if let Some(f) = failed {
-            out.failed.push(f);
+        if let Some(why) = failed {
+            out.failed.push((token, why));
             continue;
         }
         if !queued {
             continue;
         }
-        match ws.flush() {
-            Ok(()) => c.write_blocked_since = None,
-            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
-                c.write_blocked_since.get_or_insert_with(Instant::now);
-            }
-            Err(_) => out.failed.push(Failed::Broken(token)),
+        if let Err(why) = c.flush_out() {
+            out.failed.push((token, why));
         }
     }
     out

@@ -13,8 +13,8 @@ use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 use tungstenite::{Message, WebSocket};
 
-use super::conn::{Conn, Phase, Slab};
-use super::fanout::{self, Failed};
+use super::conn::{Conn, Phase, Slab, WriteFailure};
+use super::fanout;
 use super::handshake::{self, Route};
 use super::{Context, Job, JobSender};
 use crate::auth::{jwt, Session};
@@ -375,45 +375,34 @@ impl Worker {
 
     fn write(&mut self, token: u64, msg: Message) {
         let Some(conn) = self.conns.get_mut(token) else { return };
-        let Phase::Open(ws) = &mut conn.phase else { return };
-        match ws.write(msg) {
-            Ok(()) => {}
-            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {}
-            Err(tungstenite::Error::WriteBufferFull(_)) => {
-                self.ctx.metrics.dropped_slow_clients.fetch_add(1, Relaxed);
-                log::warn!("client {} cannot keep up (outbound queue full): disconnecting", conn.facts.client_id);
-                self.drop_conn(token)
-            }
-            Err(_) => self.drop_conn(token),
+        if let Err(why) = conn.send(msg) {
+            self.write_failed(token, why);
         }
     }
 
     fn flush(&mut self, token: u64) {
         let Some(conn) = self.conns.get_mut(token) else { return };
-        let Phase::Open(ws) = &mut conn.phase else { return };
-        match ws.flush() {
-            Ok(()) => conn.write_blocked_since = None,
-            Err(tungstenite::Error::Io(e)) if e.kind() == ErrorKind::WouldBlock => {
-                conn.write_blocked_since.get_or_insert_with(Instant::now);
-            }
-            Err(tungstenite::Error::ConnectionClosed) | Err(_) => self.drop_conn(token),
+        if let Err(why) = conn.flush_out() {
+            self.write_failed(token, why);
         }
+    }
+
+    /// Drop a connection a write failed on.
+    fn write_failed(&mut self, token: u64, why: WriteFailure) {
+        if why == WriteFailure::Slow {
+            let Some(conn) = self.conns.get_mut(token) else { return };
+            self.ctx.metrics.dropped_slow_clients.fetch_add(1, Relaxed);
+            log::warn!("client {} cannot keep up (outbound queue full): disconnecting", conn.facts.client_id);
+        }
+        self.drop_conn(token)
     }
 
     /// Write `n` to every connection that receives it (see [`fanout::deliver`]), then drop the ones that failed.
     fn notify(&mut self, n: &Arc<Notification>) {
         let delivery = fanout::deliver(&mut self.conns, n, jwt::now_secs(), self.ctx.dispatcher.auth());
         self.ctx.metrics.notifications_sent.fetch_add(delivery.frames, Relaxed);
-        for failed in delivery.failed {
-            match failed {
-                Failed::Slow(token) => {
-                    let Some(conn) = self.conns.get_mut(token) else { continue };
-                    self.ctx.metrics.dropped_slow_clients.fetch_add(1, Relaxed);
-                    log::warn!("client {} cannot keep up (outbound queue full): disconnecting", conn.facts.client_id);
-                    self.drop_conn(token)
-                }
-                Failed::Broken(token) => self.drop_conn(token),
-            }
+        for (token, why) in delivery.failed {
+            self.write_failed(token, why);
         }
     }
 
