@@ -20,12 +20,7 @@ fn timed_get(port: u16, path: &str, headers: &[(&str, &str)], budget: Duration) 
     let t = Instant::now();
     let mut s = TcpStream::connect_timeout(&addr(port), budget).expect("connect");
     s.set_read_timeout(Some(budget)).unwrap();
-    let mut head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n");
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(crate::support::get_head(port, path, headers).as_bytes()).unwrap();
     let mut out = Vec::new();
     let r = s.read_to_end(&mut out);
     let took = t.elapsed();

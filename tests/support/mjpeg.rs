@@ -18,12 +18,7 @@ impl MjpegStream {
     pub fn open(port: u16, path: &str, headers: &[(&str, &str)]) -> MjpegStream {
         let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
-        for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
-        }
-        req.push_str("\r\n");
-        stream.write_all(req.as_bytes()).unwrap();
+        stream.write_all(super::get_head(port, path, headers).as_bytes()).unwrap();
         let mut s = MjpegStream { stream, buf: Vec::new(), status: 0, headers: Vec::new() };
         let head = s.read_head().expect("response head");
         let mut lines = head.split("\r\n");

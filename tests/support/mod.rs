@@ -458,16 +458,22 @@ impl Client {
     }
 }
 
-/// A raw HTTP GET to 127.0.0.1:port; returns (status, headers lower-cased, body).
-pub fn http_get(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+/// The head of `GET path` to 127.0.0.1:port with extra `headers`.
+pub fn get_head(port: u16, path: &str, headers: &[(&str, &str)]) -> String {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
+    req
+}
+
+/// A raw HTTP GET to 127.0.0.1:port; returns (status, headers lower-cased, body).
+pub fn http_get(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let all: Vec<(&str, &str)> = [("Connection", "close")].into_iter().chain(headers.iter().copied()).collect();
+    s.write_all(get_head(port, path, &all).as_bytes()).unwrap();
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     let end = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("response head");
