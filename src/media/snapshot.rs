@@ -259,13 +259,11 @@ pub fn take(shared: &Shared, req: &Request) -> Result<Value> {
 
 /// The tiers to try, in order, for the camera's current state.
 fn plan(shared: &Shared, camera: &Camera, req: &Request) -> Vec<Tier> {
-    // A live view's reader holds the camera (a V4L2 device opens once): take its frame.
-    if req.format == ImageFormat::Jpeg && shared.grabbers.is_live(&camera.device) {
-        return vec![Tier::StreamWarm, Tier::Direct];
-    }
-    // A recording reads the camera's device: its frames are the only ones to be had (a PNG is made from one). The
-    // device itself is tried last, for a recording that ended meanwhile.
-    if shared.grabbers.is_fed(&camera.device) {
+    // The camera's reader holds it (a V4L2 device opens once): take its frame, the device itself only last (for a
+    // reader that ended meanwhile). A live view's reader serves JPEGs; while a recording reads the device its frames
+    // are the only ones to be had, so a PNG is made from one too.
+    let live_jpeg = req.format == ImageFormat::Jpeg && shared.grabbers.is_live(&camera.device);
+    if live_jpeg || shared.grabbers.is_fed(&camera.device) {
         return vec![Tier::StreamWarm, Tier::Direct];
     }
     let mtx = &shared.mediamtx;
