@@ -152,7 +152,6 @@ impl Registry {
         log::info!("camera discovery: watching {} for video{:?}", self.dir.display(), self.numbers);
         for cam in self.virtuals.clone() {
             self.notify(&cam);
-            self.notify_capabilities(&cam);
             let _ = self.send_event(&cam, None);
         }
         self.sweep(Instant::now());
@@ -226,7 +225,6 @@ impl Registry {
                 self.send_event(&gone, Some(prev.status));
                 self.notify(&gone);
                 self.last_sent.remove(&device);
-                self.capabilities_sent.remove(&device);
             }
         }
     }
@@ -392,7 +390,6 @@ impl Registry {
         self.publish_snapshot();
         self.send_event(cam, previous);
         self.notify(cam);
-        self.notify_capabilities(cam);
     }
 
     fn publish_snapshot(&mut self) {
@@ -413,8 +410,15 @@ impl Registry {
         subs.len()
     }
 
-    /// Send `camera_status_update` unless the params equal the last ones sent for this device.
+    /// Tell clients what changed about `cam`: its status ([`Registry::notify_status`]) and its capabilities
+    /// ([`Registry::notify_capabilities`]); each says nothing when nothing changed.
     fn notify(&mut self, cam: &Arc<Camera>) {
+        self.notify_status(cam);
+        self.notify_capabilities(cam);
+    }
+
+    /// Send `camera_status_update` unless the params equal the last ones sent for this device.
+    fn notify_status(&mut self, cam: &Arc<Camera>) {
         let params = wire::status_update(cam, &self.config.mediamtx, None);
         if self.last_sent.get(&cam.device) == Some(&params) {
             return;
